@@ -1,0 +1,1 @@
+@main struct Chat { static func main() {} }

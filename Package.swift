@@ -1,0 +1,65 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "EdgeAI",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "EdgeAI", targets: ["EdgeAI"]),
+        .library(name: "GGUF", targets: ["GGUF"]),
+        .library(name: "Tokenizer", targets: ["Tokenizer"]),
+        .library(name: "ChatTemplate", targets: ["ChatTemplate"]),
+        .library(name: "LlamaModel", targets: ["LlamaModel"]),
+        .executable(name: "gguf", targets: ["gguf"]),
+        .executable(name: "chat", targets: ["chat"]),
+        .executable(name: "bench", targets: ["bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C: OpenBLAS from the system (apt: libopenblas-dev).
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Sources/COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        // C: SIMD kernels, chosen at run time (AVX-512 VNNI, AVX2, portable).
+        .target(name: "CKernels", path: "Sources/CKernels"),
+
+        // Stage 1: the file format.
+        .target(name: "GGUF", dependencies: ["CKernels"]),
+        // Stage 2: text.
+        .target(name: "Tokenizer", dependencies: ["GGUF"]),
+        .target(name: "ChatTemplate"),
+        // Stage 3: the model.
+        .target(name: "LlamaModel", dependencies: ["GGUF", "CKernels", "COpenBLAS"]),
+        // Stage 4: choosing tokens.
+        .target(name: "Sampling"),
+        // Stage 5: the Workers AI facade.
+        .target(name: "EdgeAI", dependencies: ["GGUF", "Tokenizer", "ChatTemplate", "LlamaModel", "Sampling"]),
+
+        // Executables.
+        .executableTarget(name: "gguf", dependencies: [
+            "GGUF", "Tokenizer", "ChatTemplate",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Examples/gguf"),
+        .executableTarget(name: "chat", dependencies: [
+            "EdgeAI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Examples/chat"),
+        .executableTarget(name: "bench", dependencies: [
+            "GGUF", "Tokenizer", "LlamaModel",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Benchmarks/bench"),
+
+        // Tests.
+        .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
+        .testTarget(name: "KernelsTests", dependencies: ["CKernels"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"]),
+        .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"]),
+        .testTarget(name: "LlamaModelTests", dependencies: ["LlamaModel", "GGUF", "Tokenizer"]),
+        .testTarget(name: "EdgeAITests", dependencies: ["EdgeAI"]),
+    ]
+)

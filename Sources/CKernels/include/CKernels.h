@@ -1,0 +1,6 @@
+#ifndef CKERNELS_H
+#define CKERNELS_H
+#include "ek_kernels.h"
+#include "ek_pool.h"
+#include "ek_ops.h"
+#endif

@@ -1,0 +1,1 @@
+int ek_placeholder_unused(void) { return 0; }

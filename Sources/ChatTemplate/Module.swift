@@ -1,0 +1,1 @@
+// ChatTemplate module (in progress)

@@ -1,0 +1,1 @@
+// EdgeAI module (in progress)

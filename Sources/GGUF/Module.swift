@@ -1,0 +1,1 @@
+// GGUF module (in progress)

@@ -1,0 +1,1 @@
+// LlamaModel module (in progress)

@@ -1,0 +1,1 @@
+// Tokenizer module (in progress)

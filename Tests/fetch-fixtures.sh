@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Fetches the test fixtures into the git-ignored cache (idempotent):
+#   $EDGEAI_CACHE/fixtures/llama.cpp/models/   llama.cpp's tokenizer test vocabs (.gguf/.inp/.out)
+#                                              and chat templates (templates/*.jinja), from the
+#                                              PyPI sdist llama-cpp-python==0.3.36
+#   $EDGEAI_CACHE/fixtures/chat-templates-expected.json
+#                                              those templates rendered by Python jinja2 configured
+#                                              like Hugging Face apply_chat_template
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${EDGEAI_CACHE:-$HOME/.cache/edgeai}"
+sdist_version="0.3.36"
+pipdir="$cache/pip"
+fixtures="$cache/fixtures"
+mkdir -p "$pipdir" "$fixtures"
+
+sdist="$pipdir/llama_cpp_python-$sdist_version.tar.gz"
+if [ ! -f "$sdist" ]; then
+  echo "fetch-fixtures: downloading llama-cpp-python==$sdist_version sdist (76 MB)" >&2
+  # --no-build-isolation keeps pip from building the package just to read its metadata.
+  pip download --no-deps --no-binary :all: --no-build-isolation \
+    "llama-cpp-python==$sdist_version" -d "$pipdir" >&2 || {
+      # pip may refuse to prepare metadata without the build backend; the file is still saved.
+      [ -f "$sdist" ] || { echo "fetch-fixtures: download failed" >&2; exit 1; }
+    }
+fi
+
+models="$fixtures/llama.cpp/models"
+if [ ! -f "$models/.complete" ]; then
+  echo "fetch-fixtures: extracting vendor/llama.cpp/models from the sdist" >&2
+  rm -rf "$fixtures/llama.cpp"; mkdir -p "$fixtures/llama.cpp"
+  tar -xzf "$sdist" -C "$fixtures/llama.cpp" --strip-components=3 \
+    "llama_cpp_python-$sdist_version/vendor/llama.cpp/models"
+  touch "$models/.complete"
+fi
+
+expected="$fixtures/chat-templates-expected.json"
+renderer="$here/Fixtures/render-templates.py"
+if [ -f "$renderer" ] && { [ ! -f "$expected" ] || [ "$renderer" -nt "$expected" ]; }; then
+  echo "fetch-fixtures: rendering chat templates with Python jinja2" >&2
+  python3 -c 'import jinja2' 2>/dev/null || pip install -q 'jinja2>=3.1' >&2
+  python3 "$renderer" "$models/templates" "$here/Fixtures/chat-conversations.json" > "$expected.tmp"
+  mv "$expected.tmp" "$expected"
+fi
+echo "fetch-fixtures: ready in $fixtures" >&2
