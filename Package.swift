@@ -12,10 +12,13 @@ let package = Package(
         .library(name: "LlamaModel", targets: ["LlamaModel"]),
         .executable(name: "gguf", targets: ["gguf"]),
         .executable(name: "chat", targets: ["chat"]),
+        .executable(name: "worker", targets: ["worker"]),
         .executable(name: "bench", targets: ["bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Only the `worker` example uses an HTTP server; no library product depends on it.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         // C: OpenBLAS from the system (apt: libopenblas-dev).
@@ -49,6 +52,14 @@ let package = Package(
             "EdgeAI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Examples/chat"),
+        .target(name: "WorkerApp", dependencies: [
+            "EdgeAI",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ], path: "Examples/worker/WorkerApp"),
+        .executableTarget(name: "worker", dependencies: [
+            "WorkerApp",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Examples/worker/Main"),
         .executableTarget(name: "bench", dependencies: [
             "GGUF", "Tokenizer", "LlamaModel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -60,6 +71,10 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"]),
         .testTarget(name: "LlamaModelTests", dependencies: ["LlamaModel", "GGUF", "Tokenizer"]),
-        .testTarget(name: "EdgeAITests", dependencies: ["EdgeAI"]),
+        .testTarget(name: "SamplingTests", dependencies: ["Sampling"]),
+        .testTarget(name: "EdgeAITests", dependencies: [
+            "EdgeAI", "WorkerApp",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
     ]
 )

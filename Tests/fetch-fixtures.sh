@@ -17,12 +17,8 @@ mkdir -p "$pipdir" "$fixtures"
 sdist="$pipdir/llama_cpp_python-$sdist_version.tar.gz"
 if [ ! -f "$sdist" ]; then
   echo "fetch-fixtures: downloading llama-cpp-python==$sdist_version sdist (76 MB)" >&2
-  # --no-build-isolation keeps pip from building the package just to read its metadata.
-  pip download --no-deps --no-binary :all: --no-build-isolation \
-    "llama-cpp-python==$sdist_version" -d "$pipdir" >&2 || {
-      # pip may refuse to prepare metadata without the build backend; the file is still saved.
-      [ -f "$sdist" ] || { echo "fetch-fixtures: download failed" >&2; exit 1; }
-    }
+  # pip prepares the sdist's metadata (it fetches scikit-build-core for that); nothing is compiled.
+  pip download --no-deps --no-binary :all: "llama-cpp-python==$sdist_version" -d "$pipdir" >&2
 fi
 
 models="$fixtures/llama.cpp/models"

@@ -1,0 +1,1 @@
+// WorkerApp (in progress)
