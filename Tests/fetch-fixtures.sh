@@ -18,7 +18,7 @@ sdist="$pipdir/llama_cpp_python-$sdist_version.tar.gz"
 if [ ! -f "$sdist" ]; then
   echo "fetch-fixtures: downloading llama-cpp-python==$sdist_version sdist (76 MB)" >&2
   # pip prepares the sdist's metadata (it fetches scikit-build-core for that); nothing is compiled.
-  pip download --no-deps --no-binary :all: "llama-cpp-python==$sdist_version" -d "$pipdir" >&2
+  pip download --no-deps --no-binary llama-cpp-python "llama-cpp-python==$sdist_version" -d "$pipdir" >&2
 fi
 
 models="$fixtures/llama.cpp/models"
