@@ -1,1 +1,205 @@
-@main struct Bench { static func main() {} }
+import ArgumentParser
+import Foundation
+import GGUF
+import LlamaModel
+import Tokenizer
+
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measures the llama forward pass: prompt/generation speed like llama-bench, and perplexity like llama-perplexity.",
+        subcommands: [Speed.self, Perplexity.self])
+}
+
+enum PrefillChoice: String, ExpressibleByArgument, CaseIterable {
+    case perLayer = "per-layer"
+    case resident
+
+    var value: LlamaModel.PrefillWeights { self == .resident ? .resident : .dequantizePerLayer }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+}
+
+private func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+private func loadModel(_ path: String, threads: Int, prefill: PrefillChoice) throws -> LlamaModel {
+    let file = try GGUFFile(path: path)
+    var options = LlamaModel.Options()
+    options.threads = threads
+    options.prefillWeights = prefill.value
+    return try LlamaModel(file: file, options: options)
+}
+
+/// Small deterministic generator for benchmark token ids (the values do not matter for speed).
+private struct SplitMix64 {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func token(_ vocab: Int) -> Int32 { Int32(truncatingIfNeeded: next() % UInt64(vocab)) }
+}
+
+struct Speed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "pp = one batch of -p tokens into an empty cache (logits of the last token only); tg = -n single-token decodes from an empty cache. Tokens/s mean ± sd over -r repetitions after one warm-up, like llama-bench.")
+
+    @Option(name: .long, help: "GGUF model file") var model: String
+    @Option(name: .short, help: "prompt tokens (0 = skip the pp test)") var p: Int = 512
+    @Option(name: .short, help: "generated tokens (0 = skip the tg test)") var n: Int = 128
+    @Option(name: .short, help: "threads (default: number of cores)") var t: Int = 0
+    @Option(name: .short, help: "repetitions") var r: Int = 5
+    @Option(name: .long, help: "prefill Float weights: per-layer (dequantize into a reused buffer) or resident") var prefill: PrefillChoice = .perLayer
+    @Flag(name: .long, help: "print a JSON array with llama-bench's keys") var json = false
+
+    func validate() throws {
+        guard p >= 0, n >= 0, p + n > 0 else { throw ValidationError("-p and -n must be >= 0 and not both 0") }
+        guard r >= 1 else { throw ValidationError("-r must be >= 1") }
+        guard t >= 0 else { throw ValidationError("-t must be >= 0") }
+    }
+
+    func run() throws {
+        let m = try loadModel(model, threads: t, prefill: prefill)
+        let vocab = m.config.vocabSize
+        let session = try m.makeSession(contextLength: p + n)
+        var rng = SplitMix64(state: 1234)
+        var results: [(name: String, nPrompt: Int, nGen: Int, samples: [Double])] = []
+
+        if p > 0 {
+            let tokens = (0..<p).map { _ in rng.token(vocab) }
+            // Warm-up (page-in of the weights, OpenBLAS buffers).
+            session.reset()
+            _ = try session.evaluate(tokens, logitsFrom: p - 1) { $0[0] }
+            var samples: [Double] = []
+            for _ in 0..<r {
+                session.reset()
+                let t0 = now()
+                _ = try session.evaluate(tokens, logitsFrom: p - 1) { $0[0] }
+                samples.append(Double(p) / (now() - t0))
+            }
+            results.append(("pp\(p)", p, 0, samples))
+        }
+        if n > 0 {
+            session.reset()
+            _ = try session.decode(rng.token(vocab))
+            var samples: [Double] = []
+            for _ in 0..<r {
+                session.reset()
+                var token = rng.token(vocab)
+                let t0 = now()
+                for _ in 0..<n {
+                    _ = try session.decode(token)
+                    token = rng.token(vocab)
+                }
+                samples.append(Double(n) / (now() - t0))
+            }
+            results.append(("tg\(n)", 0, n, samples))
+        }
+
+        func stats(_ s: [Double]) -> (Double, Double) {
+            let mean = s.reduce(0, +) / Double(s.count)
+            let sd = s.count > 1 ? (s.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(s.count - 1)).squareRoot() : 0
+            return (mean, sd)
+        }
+        if json {
+            var objects: [[String: Any]] = []
+            for res in results {
+                let (mean, sd) = stats(res.samples)
+                objects.append([
+                    "model_filename": model, "backend": "EdgeAI", "n_prompt": res.nPrompt, "n_gen": res.nGen,
+                    "n_threads": m.threads, "prefill_weights": prefill.rawValue,
+                    "avg_ts": mean, "stddev_ts": sd, "samples_ts": res.samples,
+                ])
+            }
+            let data = try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("model: \(model)")
+            print(m.kernelDescription + ", prefill weights: \(prefill.rawValue)")
+            print("| test   | threads |            t/s |")
+            print("| ------ | ------: | -------------: |")
+            for res in results {
+                let (mean, sd) = stats(res.samples)
+                let name = res.name.padding(toLength: 6, withPad: " ", startingAt: 0)
+                print("| \(name) | \(String(format: "%7d", m.threads)) | \(String(format: "%7.2f ± %5.2f", mean, sd)) |")
+            }
+        }
+    }
+}
+
+struct Perplexity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Perplexity with llama-perplexity's protocol: the file tokenized whole (BOS only if the model adds one, then it replaces each chunk's first token), token count / ctx chunks each from an empty cache, tokens ctx/2+1 ... ctx-1 of each chunk scored.")
+
+    @Option(name: .long, help: "GGUF model file") var model: String
+    @Option(name: .long, help: "text file") var file: String
+    @Option(name: .long, help: "context (chunk) length") var ctx: Int = 512
+    @Option(name: .short, help: "threads (default: number of cores)") var t: Int = 0
+    @Option(name: .long, help: "prefill Float weights: per-layer or resident") var prefill: PrefillChoice = .perLayer
+    @Option(name: .long, help: "stop after this many chunks (0 = all)") var chunks: Int = 0
+
+    func validate() throws {
+        guard ctx >= 4 else { throw ValidationError("--ctx must be >= 4") }
+        guard t >= 0, chunks >= 0 else { throw ValidationError("-t and --chunks must be >= 0") }
+    }
+
+    func run() throws {
+        let gguf = try GGUFFile(path: model)
+        var options = LlamaModel.Options()
+        options.threads = t
+        options.prefillWeights = prefill.value
+        let m = try LlamaModel(file: gguf, options: options)
+        let tokenizer = try Tokenizer(gguf: gguf)
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw BenchError(description: "cannot read \(file)")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let t0 = now()
+        let tokens = tokenizer.encode(text, addSpecial: true, parseSpecial: false)
+        let tTok = now() - t0
+        let nChunks = tokens.count / ctx
+        guard nChunks >= 1 else {
+            throw BenchError(description: "\(file) has \(tokens.count) tokens: need at least --ctx \(ctx) for one chunk")
+        }
+        let use = chunks == 0 ? nChunks : min(chunks, nChunks)
+        FileHandle.standardError.write(Data("perplexity: \(tokens.count) tokens (\(String(format: "%.2f", tTok)) s to tokenize), \(nChunks) chunks of \(ctx), \(m.kernelDescription)\n".utf8))
+        let session = try m.makeSession(contextLength: ctx)
+        let first = ctx / 2
+        let vocab = m.config.vocabSize
+        var nll = 0.0, count = 0
+        let t1 = now()
+        for c in 0..<use {
+            var chunk = Array(tokens[(c * ctx)..<((c + 1) * ctx)])
+            if tokenizer.addsBOS, let bos = tokenizer.bosID { chunk[0] = bos }
+            session.reset()
+            try session.evaluate(chunk, logitsFrom: first) { logits in
+                // Row j (token first + j) predicts token first + j + 1, for j in 0..<ctx-1-first.
+                for j in 0..<(ctx - 1 - first) {
+                    let row = UnsafeBufferPointer(rebasing: logits[(j * vocab)..<((j + 1) * vocab)])
+                    let target = Int(chunk[first + j + 1])
+                    var mx = -Float.infinity
+                    for v in row where v > mx { mx = v }
+                    var sum = 0.0
+                    for v in row { sum += Double(expf(v - mx)) }
+                    nll += log(sum) - Double(row[target] - mx)
+                    count += 1
+                }
+            }
+            print("[\(c + 1)]\(String(format: "%.4f", exp(nll / Double(count))))", terminator: c + 1 < use ? "," : "\n")
+            fflush(nil)
+        }
+        let dt = now() - t1
+        FileHandle.standardError.write(Data("perplexity: \(count) tokens scored in \(String(format: "%.2f", dt)) s (\(String(format: "%.1f", Double(use * ctx) / dt)) tokens/s evaluated)\n".utf8))
+        print("PPL = \(String(format: "%.4f", exp(nll / Double(count))))")
+    }
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Speed of llama.cpp and of our `bench speed` on the same GGUF file, same thread count, one run.
+
+llama.cpp is measured through llama-cpp-python's low-level API (llama.cpp's C API) the way
+llama-bench measures it: pp = one batch of -p tokens into an empty KV cache with logits for the
+last token only; tg = -n single-token decodes from an empty cache; a warm-up run of each first;
+tokens/s as mean ± sample sd over -r repetitions. Then our `bench speed --json` runs with the same
+settings, and both results and the ratios (ours / llama.cpp) are printed.
+
+llama-cpp-python (0.3.36, compiled natively by pip, ~10 min on 2 cores) is installed into
+$EDGEAI_CACHE/llama-cpp-python (default ~/.cache/edgeai) when it is missing.
+
+Usage: Benchmarks/compare.py [--model GGUF] [-p 512] [-n 128] [-t 2] [-r 5] [--bench PATH]
+       [--flash-attn auto|on|off] [--order llama-first|ours-first] [--json]
+"""
+import argparse
+import ctypes
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+
+LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
+
+
+def cache_dir():
+    return os.environ.get("EDGEAI_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "edgeai")
+
+
+def import_llama_cpp():
+    target = os.path.join(cache_dir(), "llama-cpp-python")
+    if not os.path.isdir(os.path.join(target, "llama_cpp")):
+        print(f"compare: installing {LLAMA_CPP_PYTHON} into {target} (compiles llama.cpp, ~10 min)",
+              file=sys.stderr)
+        os.makedirs(target, exist_ok=True)
+        env = dict(os.environ)
+        env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 2))
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-cache-dir", "--target", target,
+                        LLAMA_CPP_PYTHON], check=True, env=env,
+                       stdout=sys.stderr)
+    sys.path.insert(0, target)
+    import llama_cpp  # noqa: E402
+    return llama_cpp
+
+
+def stats(samples):
+    mean = sum(samples) / len(samples)
+    sd = math.sqrt(sum((s - mean) ** 2 for s in samples) / (len(samples) - 1)) if len(samples) > 1 else 0.0
+    return mean, sd
+
+
+def run_llama_cpp(args):
+    L = import_llama_cpp()
+    # Silence llama.cpp's logging (keep a reference to the callback for the process lifetime).
+    global _log_cb
+    _log_cb = L.llama_log_callback(lambda level, text, user: None)
+    L.llama_log_set(_log_cb, ctypes.c_void_p())
+    L.llama_backend_init()
+    mparams = L.llama_model_default_params()
+    model = L.llama_model_load_from_file(args.model.encode(), mparams)
+    if not model:
+        sys.exit(f"compare: llama.cpp could not load {args.model}")
+    cparams = L.llama_context_default_params()
+    cparams.n_ctx = args.p + args.n          # llama-bench: n_ctx = n_prompt + n_gen
+    cparams.n_batch = max(args.p, 1)
+    cparams.n_ubatch = max(min(args.p, 512), 1)
+    cparams.n_threads = args.t
+    cparams.n_threads_batch = args.t
+    fa = {"auto": -1, "off": 0, "on": 1}[args.flash_attn]
+    cparams.flash_attn_type = fa
+    ctx = L.llama_init_from_model(model, cparams)
+    vocab = L.llama_model_get_vocab(model)
+    n_vocab = L.llama_vocab_n_tokens(vocab)
+    mem = L.llama_get_memory(ctx)
+    rng = random.Random(1234)
+
+    def prompt(n):
+        toks = (L.llama_token * n)(*[rng.randrange(n_vocab) for _ in range(n)])
+        L.llama_memory_clear(mem, True)
+        t0 = time.perf_counter()
+        L.llama_decode(ctx, L.llama_batch_get_one(toks, n))
+        L.llama_synchronize(ctx)
+        return time.perf_counter() - t0
+
+    def gen(n):
+        L.llama_memory_clear(mem, True)
+        tok = (L.llama_token * 1)(rng.randrange(n_vocab))
+        t0 = time.perf_counter()
+        for _ in range(n):
+            L.llama_decode(ctx, L.llama_batch_get_one(tok, 1))
+            L.llama_synchronize(ctx)
+            tok[0] = rng.randrange(n_vocab)
+        return time.perf_counter() - t0
+
+    results = []
+    if args.p > 0:
+        prompt(args.p)  # warm-up
+        samples = [args.p / prompt(args.p) for _ in range(args.r)]
+        results.append({"n_prompt": args.p, "n_gen": 0, "n_threads": args.t, "samples_ts": samples})
+    if args.n > 0:
+        gen(1)  # warm-up
+        samples = [args.n / gen(args.n) for _ in range(args.r)]
+        results.append({"n_prompt": 0, "n_gen": args.n, "n_threads": args.t, "samples_ts": samples})
+    for r in results:
+        r["avg_ts"], r["stddev_ts"] = stats(r["samples_ts"])
+    L.llama_free(ctx)
+    L.llama_model_free(model)
+    return results
+
+
+def run_ours(args):
+    cmd = [args.bench, "speed", "--model", args.model, "-p", str(args.p), "-n", str(args.n),
+           "-t", str(args.t), "-r", str(args.r), "--json"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=os.path.join(cache_dir(), "models", "smollm2-135m-instruct-q8_0.gguf"))
+    ap.add_argument("-p", type=int, default=512)
+    ap.add_argument("-n", type=int, default=128)
+    ap.add_argument("-t", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("-r", type=int, default=5)
+    ap.add_argument("--bench", default=None, help="our bench executable (default: build it with swift build -c release)")
+    ap.add_argument("--scratch-path", default=os.path.join(root, ".build"), help="swift build scratch path")
+    ap.add_argument("--flash-attn", choices=["auto", "on", "off"], default="auto",
+                    help="llama.cpp flash attention (its default: auto)")
+    ap.add_argument("--order", choices=["llama-first", "ours-first"], default="llama-first")
+    ap.add_argument("--json", action="store_true", help="print the combined results as JSON")
+    args = ap.parse_args()
+    if not os.path.isfile(args.model):
+        sys.exit(f"compare: model {args.model} not found (run Models/fetch.sh)")
+    if args.bench is None:
+        subprocess.run(["swift", "build", "-c", "release", "--product", "bench", "--scratch-path", args.scratch_path],
+                       check=True, cwd=root, stdout=sys.stderr)
+        args.bench = os.path.join(args.scratch_path, "release", "bench")
+
+    if args.order == "llama-first":
+        theirs = run_llama_cpp(args)
+        ours = run_ours(args)
+    else:
+        ours = run_ours(args)
+        theirs = run_llama_cpp(args)
+
+    def name(r):
+        return f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
+
+    rows = []
+    for t in theirs:
+        o = next((x for x in ours if x["n_prompt"] == t["n_prompt"] and x["n_gen"] == t["n_gen"]), None)
+        if o is None:
+            continue
+        rows.append({"test": name(t), "n_threads": args.t,
+                     "llama_cpp_ts": t["avg_ts"], "llama_cpp_sd": t["stddev_ts"],
+                     "ours_ts": o["avg_ts"], "ours_sd": o["stddev_ts"],
+                     "ratio": o["avg_ts"] / t["avg_ts"]})
+    if args.json:
+        print(json.dumps({"model": args.model, "flash_attn": args.flash_attn, "results": rows}, indent=1))
+        return
+    print(f"model: {args.model}   threads: {args.t}   repetitions: {args.r}   llama.cpp flash_attn: {args.flash_attn}")
+    print("| test   |      llama.cpp t/s |           ours t/s | ours / llama.cpp |")
+    print("| ------ | -----------------: | -----------------: | ---------------: |")
+    for r in rows:
+        print(f"| {r['test']:<6} | {r['llama_cpp_ts']:8.2f} ± {r['llama_cpp_sd']:7.2f} | "
+              f"{r['ours_ts']:8.2f} ± {r['ours_sd']:7.2f} | {r['ratio']:16.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,957 @@
+// Float helpers and decode-path pool tasks for the llama forward pass (see ek_ops.h).
+//
+// Three implementations per hot function: portable C, AVX2+FMA, AVX-512F. The SIMD ones are
+// compiled for their instruction set with __attribute__((target)) and chosen at run time
+// (__builtin_cpu_supports) — never called unless the CPU has the instructions.
+#include "ek_ops.h"
+#include "ek_kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define EK_X86 1
+#else
+#define EK_X86 0
+#endif
+
+// ---------------------------------------------------------------------------------------
+// dispatch
+
+enum { LVL_SCALAR = 0, LVL_AVX2 = 1, LVL_AVX512 = 2 };
+static int ops_level = -1;   // chosen once; benign race (every thread computes the same)
+
+static int ops_detect(void) {
+#if EK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2"))
+        return LVL_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return LVL_AVX2;
+#endif
+    return LVL_SCALAR;
+}
+
+static inline int level(void) {
+    int l = __atomic_load_n(&ops_level, __ATOMIC_RELAXED);
+    if (l < 0) {
+        l = ops_detect();
+        __atomic_store_n(&ops_level, l, __ATOMIC_RELAXED);
+    }
+    return l;
+}
+
+const char *ek_ops_impl_name(void) {
+    switch (level()) {
+    case LVL_AVX512: return "avx512";
+    case LVL_AVX2: return "avx2";
+    default: return "scalar";
+    }
+}
+
+int ek_ops_force_impl(int lvl) {
+    if (lvl < LVL_SCALAR || lvl > LVL_AVX512) return -1;
+    if (lvl > ops_detect()) return -1;
+    __atomic_store_n(&ops_level, lvl, __ATOMIC_RELAXED);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// exp, the way llama.cpp's CPU backend computes it in SiLU (its vectorized expf, built on Arm's
+// optimized-routines scheme): n = round(x / ln2) via the 1.5*2^23 shift, b = x - n*ln2 in two
+// parts, e^b by a degree-5 polynomial evaluated as ((c5 b + c4) b^2 + (c3 b + c2)) b^2 +
+// (c1 b + 1), times 2^n (|n| > 192: 0 or inf). Same constants and operation order in every
+// variant below, so SwiGLU outputs match llama.cpp bit for bit (a 1-ulp difference there flips
+// Q8_0 roundings of the next matrix product).
+#define EXP_SHIFT 0x1.8p23f
+#define EXP_LOG2E 0x1.715476p+0f
+#define EXP_LN2_HI 0x1.62e4p-1f
+#define EXP_LN2_LO 0x1.7f7d1cp-20f
+#define EXP_C5 0x1.0e4020p-7f
+#define EXP_C4 0x1.573e2ep-5f
+#define EXP_C3 0x1.555e66p-3f
+#define EXP_C2 0x1.fffdb6p-2f
+#define EXP_C1 0x1.ffffecp-1f
+
+static inline float exp_scalar1(float x) {
+    if (x != x) return x;
+    const float z = fmaf(x, EXP_LOG2E, EXP_SHIFT);
+    const float n = z - EXP_SHIFT;
+    const float b = fmaf(-n, EXP_LN2_LO, fmaf(-n, EXP_LN2_HI, x));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(EXP_C5, b, EXP_C4), u, fmaf(EXP_C3, b, EXP_C2)), u, fmaf(EXP_C1, b, 1.0f));
+    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+    return ldexpf(j, (int)n);
+}
+
+// ---------------------------------------------------------------------------------------
+// portable C
+
+static float dot_scalar(const float *a, const float *b, int64_t n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i]; s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2]; s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static double sumsq_scalar(const float *x, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)(x[i] * x[i]);
+    return s;
+}
+
+static void exp_scalar(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = exp_scalar1(x[i]);
+}
+
+static float max_scalar(const float *x, int64_t n) {
+    float m = x[0];
+    for (int64_t i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+// y = exp((x - m) * s), returns sum(y)
+static float expsum_scalar(float *x, int64_t n, float m, float s) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float e = exp_scalar1((x[i] - m) * s);
+        x[i] = e;
+        sum += e;
+    }
+    return (float)sum;
+}
+
+static void silu_mul_scalar(float *out, const float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float x = g[i];
+        out[i] = (x / (1.0f + exp_scalar1(0.0f - x))) * u[i];
+    }
+}
+
+static void axpy_scalar(float *y, float a, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+// Rotation of one pair, rounded as ggml's CPU rope (as GCC compiles it, with FMA):
+// x0' = fma(x0, cos, -(x1*sin)),  x1' = fma(x0, sin, x1*cos).
+static void rope_scalar(float *x, int64_t j0, int64_t n_dims, const float *cs) {
+    for (int64_t j = j0; j < n_dims; j += 2) {
+        const float x0 = x[j], x1 = x[j + 1], c = cs[j], s = cs[n_dims + j + 1];
+        const float t0 = x1 * s, t1 = x1 * c;
+        x[j] = fmaf(x0, c, -t0);
+        x[j + 1] = fmaf(x0, s, t1);
+    }
+}
+
+#if EK_X86
+// ---------------------------------------------------------------------------------------
+// AVX2 + FMA
+
+#define T_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")))
+
+T_AVX2 static inline float hsum256(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+// exp on 8 lanes, same scheme and rounding as exp_scalar1. 2^n is built in the exponent field
+// when every |n| <= 126 (exact); otherwise the lanes go through exp_scalar1 (ldexpf rounds
+// like AVX-512's vscalefps, including subnormal results).
+T_AVX2 static inline __m256 exp256(__m256 x) {
+    const __m256 shift = _mm256_set1_ps(EXP_SHIFT);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(EXP_LOG2E), shift);
+    const __m256 n = _mm256_sub_ps(z, shift);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_LO), _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_LN2_HI), x));
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(EXP_C5), b, _mm256_set1_ps(EXP_C4)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(EXP_C3), b, _mm256_set1_ps(EXP_C2))),
+        u, _mm256_fmadd_ps(_mm256_set1_ps(EXP_C1), b, _mm256_set1_ps(1.0f)));
+    const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    const __m256 big = _mm256_cmp_ps(an, _mm256_set1_ps(126.0f), _CMP_GT_OQ);
+    const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    if (_mm256_movemask_ps(_mm256_or_ps(big, nan)) == 0) {
+        const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+        return _mm256_mul_ps(j, _mm256_castsi256_ps(e));
+    }
+    float xs[8], r[8];
+    _mm256_storeu_ps(xs, x);
+    for (int i = 0; i < 8; i++) r[i] = exp_scalar1(xs[i]);
+    return _mm256_loadu_ps(r);
+}
+
+T_AVX2 static float dot_avx2(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+T_AVX2 static double sumsq_avx2(const float *x, int64_t n) {
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        v = _mm256_mul_ps(v, v);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    }
+    s0 = _mm256_add_pd(s0, s1);
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s0), _mm256_extractf128_pd(s0, 1));
+    double s = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+    for (; i < n; i++) s += (double)(x[i] * x[i]);
+    return s;
+}
+
+T_AVX2 static void exp_avx2(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, exp256(_mm256_loadu_ps(x + i)));
+    for (; i < n; i++) y[i] = exp_scalar1(x[i]);
+}
+
+T_AVX2 static float max_avx2(const float *x, int64_t n) {
+    int64_t i = 0;
+    float m = x[0];
+    if (n >= 8) {
+        __m256 v = _mm256_loadu_ps(x);
+        for (i = 8; i + 8 <= n; i += 8) v = _mm256_max_ps(v, _mm256_loadu_ps(x + i));
+        __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+        a = _mm_max_ss(a, _mm_movehdup_ps(a));
+        m = _mm_cvtss_f32(a);
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+T_AVX2 static float expsum_avx2(float *x, int64_t n, float m, float s) {
+    __m256 vm = _mm256_set1_ps(m), vs = _mm256_set1_ps(s), acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vs));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float sum = hsum256(acc);
+    for (; i < n; i++) {
+        float e = exp_scalar1((x[i] - m) * s);
+        x[i] = e;
+        sum += e;
+    }
+    return sum;
+}
+
+T_AVX2 static void silu_mul_avx2(float *out, const float *g, const float *u, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 vg = _mm256_loadu_ps(g + i);
+        __m256 e = exp256(_mm256_sub_ps(zero, vg));
+        __m256 r = _mm256_div_ps(vg, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(r, _mm256_loadu_ps(u + i)));
+    }
+    if (i < n) silu_mul_scalar(out + i, g + i, u + i, n - i);
+}
+
+T_AVX2 static void axpy_avx2(float *y, float a, const float *x, int64_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+T_AVX2 static void rope_avx2(float *x, int64_t n_dims, const float *cs) {
+    // lanes j even: fma(x0, c, x1*(-s)); odd: fma(x0, s, x1*c) — see rope_scalar
+    int64_t j = 0;
+    for (; j + 8 <= n_dims; j += 8) {
+        const __m256 v = _mm256_loadu_ps(x + j);
+        const __m256 sw = _mm256_permute_ps(v, 0xB1);          // swap adjacent pairs
+        const __m256 c = _mm256_loadu_ps(cs + j), sg = _mm256_loadu_ps(cs + n_dims + j);
+        const __m256 even = _mm256_fmadd_ps(v, c, _mm256_mul_ps(sw, sg));
+        const __m256 odd = _mm256_fmadd_ps(sw, sg, _mm256_mul_ps(v, c));
+        _mm256_storeu_ps(x + j, _mm256_blend_ps(even, odd, 0xAA));
+    }
+    if (j < n_dims) rope_scalar(x, j, n_dims, cs);
+}
+
+// ---------------------------------------------------------------------------------------
+// AVX-512F (the element-wise loops that matter for prefill: exp, softmax, SwiGLU)
+
+T_AVX512 static inline __m512 exp512(__m512 x) {
+    const __m512 shift = _mm512_set1_ps(EXP_SHIFT);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(EXP_LOG2E), shift);
+    const __m512 n = _mm512_sub_ps(z, shift);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x));
+    const __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(EXP_C5), b, _mm512_set1_ps(EXP_C4)), u,
+                        _mm512_fmadd_ps(_mm512_set1_ps(EXP_C3), b, _mm512_set1_ps(EXP_C2))),
+        u, _mm512_fmadd_ps(_mm512_set1_ps(EXP_C1), b, _mm512_set1_ps(1.0f)));
+    const __m512 res = _mm512_scalef_ps(j, n);
+    if (big == 0) return res;
+    const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ),
+                                            _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+    return _mm512_mask_blend_ps(big, res, alt);
+}
+
+T_AVX512 static void exp_avx512(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp512(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, k, exp512(_mm512_maskz_loadu_ps(k, x + i)));
+    }
+}
+
+T_AVX512 static float max_avx512(const float *x, int64_t n) {
+    __m512 v = _mm512_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) v = _mm512_max_ps(v, _mm512_loadu_ps(x + i));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        v = _mm512_mask_max_ps(v, k, v, _mm512_maskz_loadu_ps(k, x + i));
+    }
+    return _mm512_reduce_max_ps(v);
+}
+
+T_AVX512 static float expsum_avx512(float *x, int64_t n, float m, float s) {
+    __m512 vm = _mm512_set1_ps(m), vs = _mm512_set1_ps(s), acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm), vs));
+        _mm512_storeu_ps(x + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm), vs));
+        _mm512_mask_storeu_ps(x + i, k, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+T_AVX512 static void silu_mul_avx512(float *out, const float *g, const float *u, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 vg = _mm512_loadu_ps(g + i);
+        __m512 e = exp512(_mm512_sub_ps(zero, vg));
+        __m512 r = _mm512_div_ps(vg, _mm512_add_ps(one, e));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(r, _mm512_loadu_ps(u + i)));
+    }
+    if (i < n) silu_mul_scalar(out + i, g + i, u + i, n - i);
+}
+
+T_AVX512 static float dot_avx512(const float *a, const float *b, int64_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+T_AVX512 static void axpy_avx512(float *y, float a, const float *x, int64_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+#endif // EK_X86
+
+// ---------------------------------------------------------------------------------------
+// public entry points
+
+float ek_dot_f32(const float *a, const float *b, int64_t n) {
+#if EK_X86
+    switch (level()) {
+    case LVL_AVX512: return dot_avx512(a, b, n);
+    case LVL_AVX2: return dot_avx2(a, b, n);
+    }
+#endif
+    return dot_scalar(a, b, n);
+}
+
+void ek_rmsnorm_f32(float *out, const float *x, const float *w, int64_t n, float eps) {
+    double ss;
+#if EK_X86
+    if (level() >= LVL_AVX2) ss = sumsq_avx2(x, n); else
+#endif
+    ss = sumsq_scalar(x, n);
+    const float mean = (float)(ss / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+}
+
+void ek_axpy_f32(float *y, float a, const float *x, int64_t n) {
+#if EK_X86
+    switch (level()) {
+    case LVL_AVX512: axpy_avx512(y, a, x, n); return;
+    case LVL_AVX2: axpy_avx2(y, a, x, n); return;
+    }
+#endif
+    axpy_scalar(y, a, x, n);
+}
+
+void ek_add_f32(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void ek_scale_f32(float *x, float s, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+}
+
+void ek_exp_f32(float *y, const float *x, int64_t n) {
+#if EK_X86
+    switch (level()) {
+    case LVL_AVX512: exp_avx512(y, x, n); return;
+    case LVL_AVX2: exp_avx2(y, x, n); return;
+    }
+#endif
+    exp_scalar(y, x, n);
+}
+
+void ek_softmax_f32(float *x, int64_t n, float scale) {
+    if (n <= 0) return;
+    float m, sum;
+#if EK_X86
+    int l = level();
+    if (l == LVL_AVX512) {
+        m = max_avx512(x, n);
+        sum = expsum_avx512(x, n, m, scale);
+    } else if (l == LVL_AVX2) {
+        m = max_avx2(x, n);
+        sum = expsum_avx2(x, n, m, scale);
+    } else
+#endif
+    {
+        m = max_scalar(x, n);
+        sum = expsum_scalar(x, n, m, scale);
+    }
+    // scale > 0, so max(x*scale) = max(x)*scale; the max term contributes exp(0) = 1: sum >= 1.
+    ek_scale_f32(x, 1.0f / sum, n);
+}
+
+void ek_silu_mul_f32(float *out, const float *gate, const float *up, int64_t n) {
+#if EK_X86
+    switch (level()) {
+    case LVL_AVX512: silu_mul_avx512(out, gate, up, n); return;
+    case LVL_AVX2: silu_mul_avx2(out, gate, up, n); return;
+    }
+#endif
+    silu_mul_scalar(out, gate, up, n);
+}
+
+void ek_rope_cache(float *cs, int64_t pos, int64_t n_dims, float base, float freq_scale,
+                   const float *freq_factors) {
+    const float theta_scale = powf(base, -2.0f / (float)n_dims);
+    float theta_base = (float)pos;
+    for (int64_t i = 0; i < n_dims / 2; i++) {
+        const float ff = freq_factors ? freq_factors[i] : 1.0f;
+        const float theta = freq_scale * (theta_base / ff);
+        const float c = cosf(theta), s = sinf(theta);
+        cs[2 * i] = c;
+        cs[2 * i + 1] = c;
+        cs[n_dims + 2 * i] = -s;
+        cs[n_dims + 2 * i + 1] = s;
+        theta_base *= theta_scale;
+    }
+}
+
+void ek_rope_normal(float *x, int64_t n_heads, int64_t head_stride, int64_t n_dims,
+                    const float *cs) {
+#if EK_X86
+    if (level() >= LVL_AVX2) {
+        for (int64_t h = 0; h < n_heads; h++) rope_avx2(x + h * head_stride, n_dims, cs);
+        return;
+    }
+#endif
+    for (int64_t h = 0; h < n_heads; h++) rope_scalar(x + h * head_stride, 0, n_dims, cs);
+}
+
+// ---------------------------------------------------------------------------------------
+// f16 helpers and the llama.cpp-compatible attention
+//
+// Three f16 dot products, each reproducing one ggml routine's grouping of the float sums
+// (products of two halves are exact in float, so only the grouping of the sums matters):
+//  - "vec": ggml_vec_dot_f16 on AVX-512: 4 accumulators of 16 lanes over steps of 64 (fma),
+//    combined (a0+a2)+(a1+a3), then 16 lanes -> 8 -> 4 -> (0+2)+(1+3); elements past the last
+//    multiple of 64 are added in double (pad = 0) or, for rows ggml pads with zeros (the
+//    probability row of a 256-cell cache view), go through one more zero-padded step (pad = 1).
+//  - "seq": llamafile tinyBLAS (batches of 2+ tokens): one 16-lane fma chain over chunks of
+//    16 (last chunk zero-padded), then the same 16-lane tree.
+// reduce16 is GCC's _mm512_reduce_add_ps: hi8+lo8, hi4+lo4, (0+2)+(1+3).
+
+static inline float h2f(uint16_t h) { return ek_fp16_to_fp32(h); }
+static inline uint16_t f2h(float f) { return ek_fp32_to_fp16(f); }
+
+static inline float reduce16_scalar(const float a[16]) {
+    float t3[8], t6[4];
+    for (int l = 0; l < 8; l++) t3[l] = a[l + 8] + a[l];
+    for (int l = 0; l < 4; l++) t6[l] = t3[l + 4] + t3[l];
+    return (t6[0] + t6[2]) + (t6[1] + t6[3]);
+}
+
+static float dotv_f16_scalar(const uint16_t *x, const uint16_t *y, int64_t n, int pad) {
+    float lane[4][16];
+    memset(lane, 0, sizeof(lane));
+    const int64_t np = pad ? n : (n & ~(int64_t)63);
+    for (int64_t i = 0; i < np; i++)
+        lane[(i & 63) >> 4][i & 15] = fmaf(h2f(x[i]), h2f(y[i]), lane[(i & 63) >> 4][i & 15]);
+    float a[16];
+    for (int l = 0; l < 16; l++) a[l] = (lane[0][l] + lane[2][l]) + (lane[1][l] + lane[3][l]);
+    double sum = (double)reduce16_scalar(a);
+    for (int64_t i = np; i < n; i++) sum += (double)(h2f(x[i]) * h2f(y[i]));
+    return (float)sum;
+}
+
+static float dots_f16_scalar(const uint16_t *x, const uint16_t *y, int64_t n) {
+    float acc[16];
+    memset(acc, 0, sizeof(acc));
+    for (int64_t i = 0; i < n; i++) acc[i & 15] = fmaf(h2f(x[i]), h2f(y[i]), acc[i & 15]);
+    return reduce16_scalar(acc);
+}
+
+// y = f16(fma(x, v, y)) element-wise
+static void mad_f16_scalar(uint16_t *y, const uint16_t *x, float v, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = f2h(fmaf(h2f(x[i]), v, h2f(y[i])));
+}
+
+static void scale_f16_scalar(uint16_t *y, float v, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = f2h(h2f(y[i]) * v);
+}
+
+static void f32_to_f16_scalar(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = f2h(x[i]);
+}
+
+// Softmax over scores s[0..<n] (already scaled) the way ggml_compute_forward_soft_max_f32 does
+// it on AVX-512: e = exp(s - max) with the vectorized exp, the sum in double of per-16-block
+// float reductions (masked cells contribute exact zeros), then e * (float)(1/sum), rounded to
+// halves into p[0..<roundup(n,16)] (zeros past n).
+static void softmax_f16_scalar(const float *s, int64_t n, uint16_t *p) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++) m = s[i] > m ? s[i] : m;
+    const int64_t n16 = (n + 15) & ~(int64_t)15;
+    float e[16];
+    double sum = 0;
+    // two passes: the sum first, then (recomputing the same e) scale and round
+    for (int64_t b = 0; b < n16; b += 16) {
+        for (int l = 0; l < 16; l++) e[l] = b + l < n ? exp_scalar1(s[b + l] - m) : 0.0f;
+        sum += (double)reduce16_scalar(e);
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n16; i++) p[i] = i < n ? f2h(exp_scalar1(s[i] - m) * inv) : 0;
+}
+
+#if EK_X86
+#define LDH512(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+
+T_AVX512 static inline float reduce16_avx512(__m512 v) {
+    __m256 t3 = _mm256_add_ps(_mm512_extractf32x8_ps(v, 1), _mm512_castps512_ps256(v));
+    __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+    __m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtss_f32(t8) + _mm_cvtss_f32(_mm_shuffle_ps(t8, t8, 1));
+}
+
+T_AVX512 static inline __m512 ldh512_part(const uint16_t *p, int64_t n) {   // n in 0..16
+    const __mmask16 k = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, p));
+}
+
+T_AVX512 static float dotv_f16_avx512(const uint16_t *x, const uint16_t *y, int64_t n, int pad) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64) {
+        s0 = _mm512_fmadd_ps(LDH512(x + i), LDH512(y + i), s0);
+        s1 = _mm512_fmadd_ps(LDH512(x + i + 16), LDH512(y + i + 16), s1);
+        s2 = _mm512_fmadd_ps(LDH512(x + i + 32), LDH512(y + i + 32), s2);
+        s3 = _mm512_fmadd_ps(LDH512(x + i + 48), LDH512(y + i + 48), s3);
+    }
+    int64_t done = np;
+    if (pad && np < n) {
+        const int64_t r = n - np;
+        s0 = _mm512_fmadd_ps(ldh512_part(x + np, r), ldh512_part(y + np, r), s0);
+        if (r > 16) s1 = _mm512_fmadd_ps(ldh512_part(x + np + 16, r - 16), ldh512_part(y + np + 16, r - 16), s1);
+        if (r > 32) s2 = _mm512_fmadd_ps(ldh512_part(x + np + 32, r - 32), ldh512_part(y + np + 32, r - 32), s2);
+        if (r > 48) s3 = _mm512_fmadd_ps(ldh512_part(x + np + 48, r - 48), ldh512_part(y + np + 48, r - 48), s3);
+        done = n;
+    }
+    double sum = (double)reduce16_avx512(_mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3)));
+    for (int64_t i = done; i < n; i++) sum += (double)(h2f(x[i]) * h2f(y[i]));
+    return (float)sum;
+}
+
+T_AVX512 static float dots_f16_avx512(const uint16_t *x, const uint16_t *y, int64_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(LDH512(x + i), LDH512(y + i), acc);
+    if (i < n) acc = _mm512_fmadd_ps(ldh512_part(x + i, n - i), ldh512_part(y + i, n - i), acc);
+    return reduce16_avx512(acc);
+}
+
+T_AVX512 static void softmax_f16_avx512(const float *s, int64_t n, uint16_t *p) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + i));
+    float m = _mm512_reduce_max_ps(vm);
+    for (; i < n; i++) m = s[i] > m ? s[i] : m;
+    const __m512 mv = _mm512_set1_ps(m);
+    double sum = 0;
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), mv)));
+        sum += (double)reduce16_avx512(e);
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
+    for (i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+        const __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), mv)));
+        _mm256_storeu_si256((__m256i *)(p + i), _mm512_cvtps_ph(_mm512_mul_ps(e, inv), _MM_FROUND_TO_NEAREST_INT));
+    }
+}
+
+T_AVX512 static void mad_f16_avx512(uint16_t *y, const uint16_t *x, float v, int64_t n) {
+    const __m512 vv = _mm512_set1_ps(v);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtps_ph(_mm512_fmadd_ps(LDH512(x + i), vv, LDH512(y + i)), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = f2h(fmaf(h2f(x[i]), v, h2f(y[i])));
+}
+
+T_AVX512 static void scale_f16_avx512(uint16_t *y, float v, int64_t n) {
+    const __m512 vv = _mm512_set1_ps(v);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtps_ph(_mm512_mul_ps(LDH512(y + i), vv), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = f2h(h2f(y[i]) * v);
+}
+
+// AVX2 versions: a 16-lane vector is a pair of 8-lane halves (lo = lanes 0-7, hi = 8-15).
+#define LDH256(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+
+T_AVX2 static inline float reduce16_avx2(__m256 lo, __m256 hi) {
+    __m256 t3 = _mm256_add_ps(hi, lo);
+    __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
+    __m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtss_f32(t8) + _mm_cvtss_f32(_mm_shuffle_ps(t8, t8, 1));
+}
+
+T_AVX2 static float dotv_f16_avx2(const uint16_t *x, const uint16_t *y, int64_t n, int pad) {
+    __m256 s[8];
+    for (int j = 0; j < 8; j++) s[j] = _mm256_setzero_ps();
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 8; j++) s[j] = _mm256_fmadd_ps(LDH256(x + i + 8 * j), LDH256(y + i + 8 * j), s[j]);
+    int64_t done = np;
+    if (pad && np < n) {
+        uint16_t tx[64], ty[64];
+        memset(tx, 0, sizeof(tx));
+        memset(ty, 0, sizeof(ty));
+        memcpy(tx, x + np, (size_t)(n - np) * 2);
+        memcpy(ty, y + np, (size_t)(n - np) * 2);
+        for (int j = 0; j < 8; j++) s[j] = _mm256_fmadd_ps(LDH256(tx + 8 * j), LDH256(ty + 8 * j), s[j]);
+        done = n;
+    }
+    // accumulator j (16 lanes) = s[2j] | s[2j+1]
+    __m256 lo = _mm256_add_ps(_mm256_add_ps(s[0], s[4]), _mm256_add_ps(s[2], s[6]));
+    __m256 hi = _mm256_add_ps(_mm256_add_ps(s[1], s[5]), _mm256_add_ps(s[3], s[7]));
+    double sum = (double)reduce16_avx2(lo, hi);
+    for (int64_t i = done; i < n; i++) sum += (double)(h2f(x[i]) * h2f(y[i]));
+    return (float)sum;
+}
+
+T_AVX2 static float dots_f16_avx2(const uint16_t *x, const uint16_t *y, int64_t n) {
+    __m256 lo = _mm256_setzero_ps(), hi = lo;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        lo = _mm256_fmadd_ps(LDH256(x + i), LDH256(y + i), lo);
+        hi = _mm256_fmadd_ps(LDH256(x + i + 8), LDH256(y + i + 8), hi);
+    }
+    if (i < n) {
+        uint16_t tx[16], ty[16];
+        memset(tx, 0, sizeof(tx));
+        memset(ty, 0, sizeof(ty));
+        memcpy(tx, x + i, (size_t)(n - i) * 2);
+        memcpy(ty, y + i, (size_t)(n - i) * 2);
+        lo = _mm256_fmadd_ps(LDH256(tx), LDH256(ty), lo);
+        hi = _mm256_fmadd_ps(LDH256(tx + 8), LDH256(ty + 8), hi);
+    }
+    return reduce16_avx2(lo, hi);
+}
+
+T_AVX2 static void softmax_f16_avx2(const float *s, int64_t n, uint16_t *p) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++) m = s[i] > m ? s[i] : m;
+    const __m256 mv = _mm256_set1_ps(m);
+    const int64_t n16 = (n + 15) & ~(int64_t)15;
+    double sum = 0;
+    float buf[16];
+    for (int64_t b = 0; b < n16; b += 16) {
+        for (int l = 0; l < 16; l++) buf[l] = b + l < n ? s[b + l] : -INFINITY;
+        const __m256 lo = exp256(_mm256_sub_ps(_mm256_loadu_ps(buf), mv));
+        const __m256 hi = exp256(_mm256_sub_ps(_mm256_loadu_ps(buf + 8), mv));
+        sum += (double)reduce16_avx2(lo, hi);
+    }
+    const __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
+    for (int64_t b = 0; b < n16; b += 16) {
+        for (int l = 0; l < 16; l++) buf[l] = b + l < n ? s[b + l] : -INFINITY;
+        const __m256 lo = exp256(_mm256_sub_ps(_mm256_loadu_ps(buf), mv));
+        const __m256 hi = exp256(_mm256_sub_ps(_mm256_loadu_ps(buf + 8), mv));
+        _mm_storeu_si128((__m128i *)(p + b), _mm256_cvtps_ph(_mm256_mul_ps(lo, inv), _MM_FROUND_TO_NEAREST_INT));
+        _mm_storeu_si128((__m128i *)(p + b + 8), _mm256_cvtps_ph(_mm256_mul_ps(hi, inv), _MM_FROUND_TO_NEAREST_INT));
+    }
+}
+
+T_AVX2 static void mad_f16_avx2(uint16_t *y, const uint16_t *x, float v, int64_t n) {
+    const __m256 vv = _mm256_set1_ps(v);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_fmadd_ps(LDH256(x + i), vv, LDH256(y + i)), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = f2h(fmaf(h2f(x[i]), v, h2f(y[i])));
+}
+
+T_AVX2 static void scale_f16_avx2(uint16_t *y, float v, int64_t n) {
+    const __m256 vv = _mm256_set1_ps(v);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_mul_ps(LDH256(y + i), vv), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = f2h(h2f(y[i]) * v);
+}
+
+T_AVX2 static void f32_to_f16_avx2(const float *x, uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = f2h(x[i]);
+}
+
+T_AVX2 static void f16_to_f32_avx2(const uint16_t *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, LDH256(x + i));
+    for (; i < n; i++) y[i] = h2f(x[i]);
+}
+#endif
+
+void ek_f32_to_f16_row(const float *x, uint16_t *y, int64_t n) {
+#if EK_X86
+    if (level() >= LVL_AVX2) { f32_to_f16_avx2(x, y, n); return; }
+#endif
+    f32_to_f16_scalar(x, y, n);
+}
+
+void ek_f16_to_f32_row(const uint16_t *x, float *y, int64_t n) {
+#if EK_X86
+    if (level() >= LVL_AVX2) { f16_to_f32_avx2(x, y, n); return; }
+#endif
+    for (int64_t i = 0; i < n; i++) y[i] = h2f(x[i]);
+}
+
+typedef struct {
+    float (*dotv)(const uint16_t *, const uint16_t *, int64_t, int);
+    float (*dots)(const uint16_t *, const uint16_t *, int64_t);
+    void (*softmax)(const float *, int64_t, uint16_t *);
+    void (*mad)(uint16_t *, const uint16_t *, float, int64_t);
+    void (*scale)(uint16_t *, float, int64_t);
+} f16_ops;
+
+static f16_ops f16_ops_get(void) {
+    f16_ops o = {dotv_f16_scalar, dots_f16_scalar, softmax_f16_scalar, mad_f16_scalar, scale_f16_scalar};
+#if EK_X86
+    switch (level()) {
+    case LVL_AVX512: o = (f16_ops){dotv_f16_avx512, dots_f16_avx512, softmax_f16_avx512, mad_f16_avx512, scale_f16_avx512}; break;
+    case LVL_AVX2: o = (f16_ops){dotv_f16_avx2, dots_f16_avx2, softmax_f16_avx2, mad_f16_avx2, scale_f16_avx2}; break;
+    }
+#endif
+    return o;
+}
+
+void ek_attn_row(const float *q, const uint16_t *k, const uint16_t *vt, int64_t kv_len,
+                 int64_t n_pos, int64_t hd, float scale, int32_t mode, float *scratch, float *out) {
+    const f16_ops o = f16_ops_get();
+    uint16_t qh[512];
+    ek_f32_to_f16_row(q, qh, hd);
+    if (mode == EK_ATTN_GGML_FLASH) {
+        // online softmax over positions in order, f16 accumulator (ggml flash-attn one_chunk)
+        uint16_t acc[512];
+        memset(acc, 0, sizeof(uint16_t) * (size_t)hd);
+        float M = -INFINITY, S = 0.0f;
+        uint16_t *vrow = (uint16_t *)scratch;   // V of one position, gathered from the transposed cache
+        for (int64_t p = 0; p < n_pos; p++) {
+            const float s = o.dotv(k + p * hd, qh, hd, 0) * scale;
+            float ms = 1.0f, vs = 1.0f;
+            if (s > M) {
+                const float Mold = M;
+                M = s;
+                ms = expf(Mold - M);
+                o.scale(acc, ms, hd);
+            } else {
+                vs = expf(s - M);
+            }
+            for (int64_t d = 0; d < hd; d++) vrow[d] = vt[d * kv_len + p];
+            o.mad(acc, vrow, vs, hd);
+            S = fmaf(S, ms, vs);
+        }
+        const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+        for (int64_t i = 0; i < hd; i++) out[i] = h2f(acc[i]) * inv;
+        return;
+    }
+    // soft_max path: scores, softmax rounded to halves, then P·V over the transposed V rows.
+    float *s = scratch;                                 // n_pos (+ padding) floats
+    uint16_t *p = (uint16_t *)(scratch + kv_len + 64);  // roundup(n_pos, 64) halves
+    const int seq = mode == EK_ATTN_GGML_TINYBLAS;
+    for (int64_t i = 0; i < n_pos; i++)
+        s[i] = (seq ? o.dots(k + i * hd, qh, hd) : o.dotv(k + i * hd, qh, hd, 0)) * scale;
+    o.softmax(s, n_pos, p);
+    for (int64_t d = 0; d < hd; d++)
+        out[d] = seq ? o.dots(vt + d * kv_len, p, n_pos) : o.dotv(vt + d * kv_len, p, n_pos, 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// int8-path pool tasks
+
+// Splits [0, n) into nth contiguous ranges on multiples of `align`.
+static inline void split_range(int64_t n, int64_t align, int ith, int nth, int64_t *a, int64_t *b) {
+    const int64_t chunks = (n + align - 1) / align;
+    const int64_t c0 = chunks * ith / nth, c1 = chunks * (ith + 1) / nth;
+    *a = c0 * align < n ? c0 * align : n;
+    *b = c1 * align < n ? c1 * align : n;
+}
+
+// Rows per cache block when several tokens share the weights: about 24 KiB of weight rows.
+static inline int64_t rows_per_block(int64_t ncols) {
+    int64_t rb = (24 * 1024) / (ncols / 32 * EK_Q8_0_BLOCK_BYTES);
+    rb = rb < 4 ? 4 : rb > 64 ? 64 : rb;
+    return rb & ~(int64_t)3;
+}
+
+static void matvec_tokens(const void *w, int64_t ncols, int64_t r0, int64_t r1, const void *xq,
+                          int64_t xq_stride, int64_t n_tok, float *y, int64_t y_stride, float *acc) {
+    if (n_tok == 1) {
+        ek_matvec_q8_0_ggml(w, ncols, r0, r1, xq, y);
+        if (acc) for (int64_t r = r0; r < r1; r++) acc[r] += y[r];
+        return;
+    }
+    const int64_t rb = rows_per_block(ncols);
+    for (int64_t b0 = r0; b0 < r1; b0 += rb) {
+        const int64_t b1 = b0 + rb < r1 ? b0 + rb : r1;
+        for (int64_t t = 0; t < n_tok; t++) {
+            float *yt = y + t * y_stride;
+            ek_matvec_q8_0_ggml(w, ncols, b0, b1, (const uint8_t *)xq + t * xq_stride, yt);
+            if (acc) {
+                float *at = acc + t * y_stride;
+                for (int64_t r = b0; r < b1; r++) at[r] += yt[r];
+            }
+        }
+    }
+}
+
+void ek_matvec_task_run(void *ctx, int ith, int nth) {
+    const ek_matvec_task *t = (const ek_matvec_task *)ctx;
+    int64_t total = 0;
+    for (int p = 0; p < t->nparts; p++) total += t->rows[p];
+    int64_t a, b;
+    split_range(total, 32, ith, nth, &a, &b);
+    int64_t off = 0;
+    for (int p = 0; p < t->nparts && a < b; p++) {
+        const int64_t rows = t->rows[p];
+        int64_t r0 = a - off, r1 = b - off;
+        if (r0 < 0) r0 = 0;
+        if (r1 > rows) r1 = rows;
+        if (r0 < r1)
+            matvec_tokens(t->w[p], t->ncols, r0, r1, t->xq, t->xq_stride, t->n_tok, t->y[p], t->y_stride, t->acc[p]);
+        off += rows;
+    }
+}
+
+void ek_ffn_task_run(void *ctx, int ith, int nth) {
+    const ek_ffn_task *t = (const ek_ffn_task *)ctx;
+    int64_t a, b;
+    split_range(t->rows, 32, ith, nth, &a, &b);
+    if (a >= b) return;
+    matvec_tokens(t->wg, t->ncols, a, b, t->xq, t->xq_stride, t->n_tok, t->g, t->stride, NULL);
+    matvec_tokens(t->wu, t->ncols, a, b, t->xq, t->xq_stride, t->n_tok, t->u, t->stride, NULL);
+    for (int64_t k = 0; k < t->n_tok; k++) {
+        float *h = t->h + k * t->stride;
+        ek_silu_mul_f32(h + a, t->g + k * t->stride + a, t->u + k * t->stride + a, b - a);
+        ek_quantize_row_q8_0(h + a, (uint8_t *)t->hq + k * t->hq_stride + (a / 32) * EK_Q8_0_BLOCK_BYTES, b - a);
+    }
+}
+
+void ek_attn_task_run(void *ctx, int ith, int nth) {
+    const ek_attn_task *t = (const ek_attn_task *)ctx;
+    const int64_t hd = t->head_dim;
+    const int64_t group = t->n_head / t->n_head_kv;
+    const int64_t items = t->n_tok * t->n_head;
+    const int64_t i0 = items * ith / nth, i1 = items * (ith + 1) / nth;
+    float *scratch = t->scratch + (int64_t)ith * t->scratch_stride;
+    for (int64_t it = i0; it < i1; it++) {
+        const int64_t tok = it / t->n_head, h = it % t->n_head, g = h / group;
+        float *o = t->out + tok * t->out_stride + h * hd;
+        ek_attn_row(t->q + tok * t->q_stride + h * hd, t->k + g * t->kv_len * hd, t->vt + g * hd * t->kv_len,
+                    t->kv_len, t->pos0 + tok + 1, hd, t->scale, t->mode, scratch, o);
+        if (t->out_q8)
+            ek_quantize_row_q8_0(o, (uint8_t *)t->out_q8 + tok * t->out_q8_stride + h * (hd / 32) * EK_Q8_0_BLOCK_BYTES, hd);
+    }
+}
+
+static void dequant_part(int32_t type, const void *src, float *dst, int64_t count) {
+    switch (type) {
+    case 0: memcpy(dst, src, sizeof(float) * (size_t)count); break;
+    case 1: ek_dequantize_row_f16(src, dst, count); break;
+    case 2: ek_dequantize_row_q4_0(src, dst, count); break;
+    case 3: ek_dequantize_row_q4_1(src, dst, count); break;
+    case 8: ek_dequantize_row_q8_0(src, dst, count); break;
+    case 30: ek_dequantize_row_bf16(src, dst, count); break;
+    default: break;
+    }
+}
+
+static int64_t block_bytes(int32_t type) {
+    switch (type) {
+    case 0: return 32 * 4;
+    case 1: case 30: return 32 * 2;
+    case 2: return EK_Q4_0_BLOCK_BYTES;
+    case 3: return EK_Q4_1_BLOCK_BYTES;
+    case 8: return EK_Q8_0_BLOCK_BYTES;
+    default: return 0;
+    }
+}
+
+void ek_dequant_task_run(void *ctx, int ith, int nth) {
+    const ek_dequant_task *t = (const ek_dequant_task *)ctx;
+    for (int p = 0; p < t->nparts; p++) {
+        const int64_t blocks = t->count[p] / 32, bb = block_bytes(t->type[p]);
+        if (bb == 0) continue;
+        const int64_t b0 = blocks * ith / nth, b1 = blocks * (ith + 1) / nth;
+        if (b0 < b1)
+            dequant_part(t->type[p], (const uint8_t *)t->src[p] + b0 * bb, t->dst[p] + b0 * 32,
+                         (b1 - b0) * 32);
+    }
+}

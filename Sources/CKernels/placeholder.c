@@ -1,1 +1,0 @@
-int ek_placeholder_unused(void) { return 0; }

@@ -1,0 +1,106 @@
+import Foundation
+
+/// A chat template: a Jinja2 template rendered the way Hugging Face `apply_chat_template` renders
+/// it (trim_blocks, lstrip_blocks, loop controls, an immutable sandbox, `raise_exception`,
+/// `strftime_now`, a `tojson` that matches Python's `json.dumps`).
+///
+/// Parse once, render many times; a `ChatTemplate` is immutable and can be shared between threads.
+public struct ChatTemplate: Sendable {
+    let body: [Stmt]
+    /// The template source as given.
+    public let source: String
+
+    /// Parses `source`. Throws `TemplateError` (kind `.syntax`) with the line and column of the problem.
+    public init(_ source: String) throws {
+        self.source = source
+        self.body = try Parser.parse(source)
+    }
+
+    /// Renders with the given top-level variables.
+    public func render(_ context: [String: TemplateValue]) throws -> String {
+        try render(values: context.mapValues(Value.init))
+    }
+
+    /// Renders a conversation with the variables `apply_chat_template` passes: `messages`,
+    /// `add_generation_prompt`, `bos_token`, `eos_token`, plus `extra` (e.g. `tools`, `documents`,
+    /// `enable_thinking`, other special tokens). Values in `extra` override the others.
+    public func render(messages: [[String: TemplateValue]], addGenerationPrompt: Bool, bosToken: String = "",
+                       eosToken: String = "", extra: [String: TemplateValue] = [:]) throws -> String {
+        var ctx: [String: TemplateValue] = [
+            "messages": .array(messages.map { .object(TemplateObject($0.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })) }),
+            "add_generation_prompt": .bool(addGenerationPrompt),
+            "bos_token": .string(bosToken),
+            "eos_token": .string(eosToken),
+        ]
+        for (k, v) in extra { ctx[k] = v }
+        return try render(ctx)
+    }
+
+    /// Renders a conversation given as ordered message objects (keys keep their order, which
+    /// matters when a template prints a message with `tojson`).
+    public func render(messages: [TemplateValue], addGenerationPrompt: Bool, bosToken: String = "",
+                       eosToken: String = "", extra: [String: TemplateValue] = [:]) throws -> String {
+        var ctx: [String: TemplateValue] = [
+            "messages": .array(messages),
+            "add_generation_prompt": .bool(addGenerationPrompt),
+            "bos_token": .string(bosToken),
+            "eos_token": .string(eosToken),
+        ]
+        for (k, v) in extra { ctx[k] = v }
+        return try render(ctx)
+    }
+
+    func render(values: [String: Value]) throws -> String {
+        let (now, tz) = TemplateClock.current()
+        let interp = Interpreter(now: now, timeZone: tz)
+        let globals = Scope(parent: nil)
+        globals.vars = Builtins.globals()
+        let scope = Scope(parent: globals)
+        scope.vars = values
+        var out = ""
+        defer {
+            // break reference cycles through namespaces
+            for ns in interp.namespaces { ns.attrs = PyDict() }
+        }
+        do {
+            _ = try interp.exec(body, scope, &out)
+        } catch let e as EvalError {
+            let p = e.pos ?? .none
+            throw TemplateError(kind: e.kind, message: e.message, line: Int(p.line), column: Int(p.col))
+        }
+        return out
+    }
+}
+
+/// The clock behind `strftime_now`. By default the real time in the local time zone (as
+/// `datetime.now()`); tests fix it.
+public enum TemplateClock {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var fixedDate: Date? = nil
+    nonisolated(unsafe) private static var zone: TimeZone? = nil
+
+    /// Fixes `strftime_now` to `date`, formatted in `timeZone` (nil: the local time zone).
+    /// Pass nil to return to the real clock.
+    public static func fix(_ date: Date?, timeZone: TimeZone? = nil) {
+        lock.lock()
+        defer { lock.unlock() }
+        fixedDate = date
+        zone = timeZone
+    }
+
+    /// Fixes the clock at a wall-clock time (interpreted in UTC and formatted in UTC), e.g.
+    /// `fix(year: 2024, month: 7, day: 26, hour: 12)`.
+    public static func fix(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0) {
+        var cal = Calendar(identifier: .gregorian)
+        let utc = TimeZone(identifier: "UTC") ?? TimeZone(secondsFromGMT: 0) ?? .current
+        cal.timeZone = utc
+        let d = cal.date(from: DateComponents(year: year, month: month, day: day, hour: hour, minute: minute, second: second))
+        fix(d, timeZone: utc)
+    }
+
+    static func current() -> (Date, TimeZone) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (fixedDate ?? Date(), zone ?? TimeZone.current)
+    }
+}

@@ -1,1 +1,0 @@
-// ChatTemplate module (in progress)

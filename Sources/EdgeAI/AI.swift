@@ -1,0 +1,259 @@
+import Foundation
+import LlamaModel
+import Sampling
+
+/// A lock-protected value (the package targets macOS 14, before `Synchronization.Mutex`).
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
+
+/// The Workers AI text-generation API over local GGUF models: `env.AI.run(model, inputs)`.
+///
+/// ```swift
+/// let ai = try AI()
+/// let out = try await ai.run("@cf/huggingfacetb/smollm2-135m-instruct", AIInput(prompt: "Hello"))
+/// print(out.response)
+/// ```
+///
+/// `AI` is `Sendable`: share one instance between tasks. Models load once (lazily, or with
+/// `preload`), stay in memory and serve every call; calls to one model take turns, calls to
+/// different models run side by side. Every error thrown is an `AIError`.
+public final class AI: Sendable {
+    /// Where catalog file names are resolved.
+    public let modelsDirectory: String
+    /// Threads per model (0: all cores).
+    public let threads: Int
+
+    private let registry: Locked<[ModelInfo]>
+    private let engines = Locked<[String: EngineSlot]>([:])
+
+    private struct EngineSlot {
+        let info: ModelInfo
+        let task: Task<ModelEngine, Error>
+    }
+
+    /// - Parameters:
+    ///   - catalog: path of a catalog JSON file (see `ModelCatalog`); nil: `ModelCatalog.defaultCatalogPath`
+    ///     (`$EDGEAI_CATALOG` or this package's `Models/catalog.json`), or an empty catalog when there is none.
+    ///   - modelsDirectory: where the catalog's files live; nil: `ModelCatalog.defaultModelsDirectory`.
+    ///   - threads: compute threads per model, 0 for all cores.
+    public init(catalog: String? = nil, modelsDirectory: String? = nil, threads: Int = 0) throws {
+        let dir = modelsDirectory ?? ModelCatalog.defaultModelsDirectory
+        self.modelsDirectory = dir
+        guard threads >= 0 else { throw AIError.invalidInput("threads must be 0 (all cores) or more, got \(threads)") }
+        self.threads = threads
+        var models: [ModelInfo] = []
+        if let path = catalog ?? ModelCatalog.defaultCatalogPath {
+            models = try ModelCatalog.load(path: path, modelsDirectory: dir)
+        }
+        registry = Locked(models)
+    }
+
+    /// Models known by id, in catalog/registration order.
+    public var models: [ModelInfo] { registry.withLock { $0 } }
+
+    /// The catalog's default model id (the one marked default, else the first).
+    public var defaultModel: String? {
+        registry.withLock { list in (list.first(where: \.isDefault) ?? list.first)?.id }
+    }
+
+    /// Serve the GGUF file at `path` under `id` (any id, e.g. `@cf/meta/llama-2-7b-chat-int8`),
+    /// replacing an earlier entry with that id. Loading happens on first use.
+    public func register(_ id: String, path: String, contextWindow: Int? = nil) {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let info = ModelInfo(id: id, path: absolute, contextWindow: contextWindow)
+        registry.withLock { list in
+            if let i = list.firstIndex(where: { $0.id == id }) {
+                list[i] = ModelInfo(id: id, path: absolute, contextWindow: contextWindow, isDefault: list[i].isDefault)
+            } else {
+                list.append(info)
+            }
+        }
+        engines.withLock { _ = $0.removeValue(forKey: id) }
+    }
+
+    /// Load a model now rather than on its first call.
+    public func preload(_ model: String) async throws {
+        _ = try await engine(model)
+    }
+
+    /// The context window (prompt + max_tokens limit) of a model; loads the model.
+    public func contextWindow(of model: String) async throws -> Int {
+        try await engine(model).contextWindow
+    }
+
+    /// Token ids the model would see for this input (validated like `run`); loads the model.
+    public func promptTokens(_ model: String, _ input: AIInput) async throws -> [Int32] {
+        try input.validate()
+        return try await engine(model).promptTokens(for: input)
+    }
+
+    /// Forget the model's cached conversation (the next call prefills its whole prompt).
+    public func clearCache(_ model: String) async throws {
+        let e = try await engine(model)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            e.queue.async {
+                e.clearCache()
+                c.resume()
+            }
+        }
+    }
+
+    // MARK: Running
+
+    /// Generate a complete answer. `input.stream` is ignored (see `stream`).
+    /// Throws `AIError`: 5006 invalid input, 5007 unknown model, 5021 context window, 3008 cancelled.
+    public func run(_ model: String, _ input: AIInput) async throws -> AIOutput {
+        let (engine, job) = try await prepare(model, input)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AIOutput, Error>) in
+                job.onFinish = { result in continuation.resume(with: result.mapError { $0 as Error }) }
+                engine.queue.async { engine.generate(job) }
+            }
+        } onCancel: {
+            job.cancel()
+        }
+    }
+
+    /// Generate an answer piece by piece. Validation, model lookup and the context-window check
+    /// happen before this returns (and throw); the stream then yields text chunks (each a whole
+    /// number of UTF-8 characters) and finally an empty chunk carrying `usage`. Stopping the
+    /// iteration (or cancelling its task) stops generation within one token.
+    public func stream(_ model: String, _ input: AIInput) async throws -> AsyncThrowingStream<AIChunk, Error> {
+        let (engine, job) = try await prepare(model, input)
+        let (stream, continuation) = AsyncThrowingStream<AIChunk, Error>.makeStream(bufferingPolicy: .unbounded)
+        continuation.onTermination = { _ in job.cancel() }
+        job.onChunk = { continuation.yield($0) }
+        job.onFinish = { result in
+            switch result {
+            case .success(let out):
+                continuation.yield(AIChunk(response: "", usage: out.usage, stats: out.stats))
+                continuation.finish()
+            case .failure(let error):
+                continuation.finish(throwing: error)
+            }
+        }
+        engine.queue.async { engine.generate(job) }
+        return stream
+    }
+
+    // MARK: JSON entry points
+
+    /// What a Workers AI request body answers: JSON bytes, or (for `"stream": true`) a stream of
+    /// server-sent-event bytes.
+    public enum ResponseBody: Sendable {
+        case json([UInt8])
+        case eventStream(AsyncThrowingStream<[UInt8], Error>)
+    }
+
+    /// Request bytes in, Workers AI response out. Throws `AIError` (before any output).
+    public func respond(_ model: String, json body: some Collection<UInt8>) async throws -> ResponseBody {
+        let input = try AIInput(json: body)
+        if input.stream == true {
+            let chunks = try await stream(model, input)
+            let (bytes, continuation) = AsyncThrowingStream<[UInt8], Error>.makeStream(bufferingPolicy: .unbounded)
+            let pump = Task {
+                do {
+                    for try await chunk in chunks { continuation.yield(chunk.sseEvent) }
+                    continuation.yield(AIChunk.sseDone)
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in pump.cancel() }
+            return .eventStream(bytes)
+        }
+        return .json(try await run(model, input).jsonBytes)
+    }
+
+    /// Request bytes in, response bytes out: the response JSON, or all SSE events when the request
+    /// says `"stream": true`. Throws `AIError`.
+    public func run(_ model: String, json body: some Collection<UInt8>) async throws -> [UInt8] {
+        switch try await respond(model, json: body) {
+        case .json(let bytes):
+            return bytes
+        case .eventStream(let events):
+            var out: [UInt8] = []
+            for try await e in events { out += e }
+            return out
+        }
+    }
+
+    // MARK: Internals
+
+    private func info(_ model: String) throws(AIError) -> ModelInfo {
+        guard let info = registry.withLock({ $0.first(where: { $0.id == model }) }) else {
+            throw AIError.noSuchModel(model)
+        }
+        return info
+    }
+
+    func engine(_ model: String) async throws -> ModelEngine {
+        let info = try info(model)
+        let threads = self.threads
+        let task: Task<ModelEngine, Error> = engines.withLock { slots in
+            if let slot = slots[model], slot.info == info { return slot.task }
+            let t = Task<ModelEngine, Error>.detached {
+                try await withCheckedThrowingContinuation { continuation in
+                    DispatchQueue.global(qos: .userInitiated).async {
+                        continuation.resume(with: Result { try ModelEngine(info: info, threads: threads) })
+                    }
+                }
+            }
+            slots[model] = EngineSlot(info: info, task: t)
+            return t
+        }
+        do {
+            return try await task.value
+        } catch {
+            // Let a later call retry (e.g. after the file was downloaded).
+            engines.withLock { slots in
+                if let slot = slots[model], slot.info == info { slots.removeValue(forKey: model) }
+            }
+            throw AIError.from(error)
+        }
+    }
+
+    private func prepare(_ model: String, _ input: AIInput) async throws -> (ModelEngine, GenerationJob) {
+        try input.validate()
+        let engine = try await engine(model)
+        if Task.isCancelled { throw AIError.aborted }
+        let tokens = try engine.promptTokens(for: input)
+        let maxTokens = input.maxTokens ?? AIInput.defaultMaxTokens
+        let (sum, overflow) = tokens.count.addingReportingOverflow(maxTokens)
+        let estimated = overflow ? Int.max : sum
+        if estimated > engine.contextWindow {
+            throw AIError.contextWindow(estimated: estimated, limit: engine.contextWindow)
+        }
+        let parameters = SamplingParameters(
+            temperature: Float(input.temperature ?? AIInput.defaultTemperature),
+            topK: input.topK ?? 0,
+            topP: Float(input.topP ?? 1),
+            minP: Float(input.minP ?? 0),
+            repetitionPenalty: Float(input.repetitionPenalty ?? 1),
+            frequencyPenalty: Float(input.frequencyPenalty ?? 0),
+            presencePenalty: Float(input.presencePenalty ?? 0),
+            penaltyWindow: 64,
+            seed: input.seed.map { UInt64($0) })
+        return (engine, GenerationJob(tokens: tokens, maxTokens: maxTokens, parameters: parameters))
+    }
+}
+
+extension AIError {
+    /// Any error as an `AIError` (cancellation → 3008, others → 3001 with their description).
+    static func from(_ error: any Error) -> AIError {
+        if let e = error as? AIError { return e }
+        if error is CancellationError { return .aborted }
+        return .internal(String(describing: error))
+    }
+}

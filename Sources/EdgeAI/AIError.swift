@@ -1,0 +1,65 @@
+/// The one error type of the EdgeAI API, numbered as Workers AI numbers its errors.
+/// Described as `"<code>: <message>"`, like the binding's `AiError`.
+public struct AIError: Error, CustomStringConvertible, Equatable, Hashable, Sendable {
+    public let code: Int
+    public let message: String
+
+    public init(code: Int, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    /// 5006: the input fails the schema (the message names the field and the rule).
+    public static let invalidInputCode = 5006
+    /// 5007: no model under that id.
+    public static let noSuchModelCode = 5007
+    /// 5021: prompt tokens + max_tokens exceed the model's context window.
+    public static let contextWindowCode = 5021
+    /// 3008: the request was cancelled.
+    public static let abortedCode = 3008
+    /// 3001: anything else went wrong (model file missing or unreadable, internal failure).
+    public static let internalCode = 3001
+
+    public static func invalidInput(_ message: String) -> AIError { AIError(code: invalidInputCode, message: message) }
+
+    public static func noSuchModel(_ id: String) -> AIError {
+        AIError(code: noSuchModelCode, message: "No such model \(id) or task")
+    }
+
+    public static func contextWindow(estimated: Int, limit: Int) -> AIError {
+        AIError(code: contextWindowCode, message: "The estimated number of input and maximum output tokens (\(estimated)) exceeded this model context window limit (\(limit)).")
+    }
+
+    public static let aborted = AIError(code: abortedCode, message: "Request was aborted")
+
+    public static func `internal`(_ message: String) -> AIError { AIError(code: internalCode, message: message) }
+
+    /// The HTTP status Workers AI's REST API answers with for this error.
+    public var httpStatus: Int {
+        switch code {
+        case 5006, 5007, 5004, 5023, 3003: return 400
+        case 5021, 3006: return 413
+        case 3007, 3008: return 408
+        case 3036, 3040: return 429
+        default: return 500
+        }
+    }
+
+    /// The REST API failure envelope:
+    /// `{"result":null,"success":false,"errors":[{"code":…,"message":"…"}],"messages":[]}`.
+    public var envelopeJSON: [UInt8] {
+        var w = JSONWriter()
+        w.raw("{")
+        w.key("result"); w.null(); w.raw(",")
+        w.key("success"); w.bool(false); w.raw(",")
+        w.key("errors"); w.raw("[{")
+        w.key("code"); w.int(code); w.raw(",")
+        w.key("message"); w.string(message)
+        w.raw("}],")
+        w.key("messages"); w.raw("[]")
+        w.raw("}")
+        return w.bytes
+    }
+}

@@ -1,0 +1,212 @@
+import ChatTemplate
+import Foundation
+import GGUF
+import LlamaModel
+import Sampling
+import Tokenizer
+
+/// One generation request, handed to a model's serial queue.
+final class GenerationJob: @unchecked Sendable {
+    let tokens: [Int32]
+    let maxTokens: Int
+    let parameters: SamplingParameters
+    private let cancelled = Locked(false)
+    /// Called on the model's queue for every non-empty piece of text (streaming only).
+    var onChunk: ((AIChunk) -> Void)?
+    /// Called once on the model's queue with the outcome.
+    var onFinish: ((Result<AIOutput, AIError>) -> Void)?
+
+    init(tokens: [Int32], maxTokens: Int, parameters: SamplingParameters) {
+        self.tokens = tokens
+        self.maxTokens = maxTokens
+        self.parameters = parameters
+    }
+
+    func cancel() { cancelled.withLock { $0 = true } }
+    var isCancelled: Bool { cancelled.withLock { $0 } }
+}
+
+/// A loaded model: file, tokenizer, chat template, weights, and one KV-cache session whose
+/// contents (`cachedTokens`) are reused by the next request sharing a prefix. All generation
+/// runs on `queue`, one request at a time.
+final class ModelEngine: @unchecked Sendable {
+    let info: ModelInfo
+    let file: GGUFFile
+    let tokenizer: Tokenizer
+    let model: LlamaModel
+    let template: ChatTemplate
+    let bosText: String
+    let eosText: String
+    let contextWindow: Int
+    let queue: DispatchQueue
+
+    // Confined to `queue`.
+    private var session: LlamaSession?
+    private(set) var cachedTokens: [Int32] = []
+
+    /// ChatML, used when a GGUF carries no chat template (llama.cpp's fallback too).
+    static let chatMLTemplate = """
+        {% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}
+        """
+
+    /// Default cap on the context window when neither the catalog nor the caller gives one.
+    static let defaultContextCap = 8192
+
+    init(info: ModelInfo, threads: Int) throws {
+        self.info = info
+        guard FileManager.default.fileExists(atPath: info.path) else {
+            throw AIError.internal("Model file for \(info.id) not found at \(info.path). Run Models/setup.sh to download the default model, or register the path of a GGUF file.")
+        }
+        do {
+            file = try GGUFFile(path: info.path)
+            tokenizer = try Tokenizer(gguf: file)
+            model = try LlamaModel(file: file, threads: threads)
+        } catch {
+            throw AIError.internal("Cannot load model \(info.id) from \(info.path): \(error)")
+        }
+        let source = (try? file.string("tokenizer.chat_template")) ?? nil
+        do {
+            template = try ChatTemplate(source ?? Self.chatMLTemplate)
+        } catch {
+            throw AIError.internal("The chat template of model \(info.id) does not parse: \(error)")
+        }
+        let tk = tokenizer
+        bosText = tk.bosID.map { tk.token($0) } ?? ""
+        eosText = tk.eosID.map { tk.token($0) } ?? ""
+        contextWindow = info.contextWindow ?? min(model.config.contextLength, Self.defaultContextCap)
+        queue = DispatchQueue(label: "EdgeAI.model.\(info.id)", qos: .userInitiated)
+    }
+
+    /// The tokens of a validated input: a bare prompt becomes one user message, messages go
+    /// through the chat template with the generation prompt, `raw` skips the template. Like
+    /// llama.cpp's server: a BOS/EOS the template already wrote is not added twice, and the text
+    /// is tokenized with special tokens added (as the GGUF says) and parsed.
+    func promptTokens(for input: AIInput) throws(AIError) -> [Int32] {
+        var text: String
+        if input.raw == true, let prompt = input.prompt {
+            text = prompt
+        } else {
+            let messages = input.messages ?? [AIMessage(role: "user", content: input.prompt ?? "")]
+            let values: [[String: TemplateValue]] = messages.map { ["role": .string($0.role), "content": .string($0.content)] }
+            do {
+                text = try template.render(messages: values, addGenerationPrompt: true, bosToken: bosText, eosToken: eosText)
+            } catch {
+                // Templates reject conversations they cannot express (e.g. roles out of order).
+                throw AIError.invalidInput("The chat template of \(info.id) rejected the messages: \(error)")
+            }
+            if tokenizer.addsBOS, !bosText.isEmpty, text.hasPrefix(bosText) { text.removeFirst(bosText.count) }
+            if tokenizer.addsEOS, !eosText.isEmpty, text.hasSuffix(eosText) { text.removeLast(eosText.count) }
+        }
+        let tokens = tokenizer.encode(text, addSpecial: true, parseSpecial: true)
+        if tokens.isEmpty { throw AIError.invalidInput("The input produced no tokens") }
+        return tokens
+    }
+
+    /// Forget the cached conversation. Call on `queue`.
+    func clearCache() {
+        session?.reset()
+        cachedTokens = []
+    }
+
+    /// Run one request. Call on `queue`.
+    func generate(_ job: GenerationJob) {
+        let result: Result<AIOutput, AIError>
+        do {
+            result = .success(try generateThrowing(job))
+        } catch let e as AIError {
+            result = .failure(e)
+        } catch {
+            // The cache may hold a half-evaluated batch: start afresh next time.
+            clearCache()
+            result = .failure(AIError.internal("Inference failed: \(error)"))
+        }
+        job.onFinish?(result)
+        job.onChunk = nil
+        job.onFinish = nil
+    }
+
+    private func generateThrowing(_ job: GenerationJob) throws -> AIOutput {
+        if job.isCancelled { throw AIError.aborted }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let session: LlamaSession
+        if let s = self.session {
+            session = s
+        } else {
+            session = try model.makeSession(contextLength: contextWindow)
+            self.session = session
+            cachedTokens = []
+        }
+        let tokens = job.tokens
+
+        // Reuse the longest common prefix of what the cache holds; at least one token must be
+        // evaluated to get logits.
+        var common = 0
+        let limit = min(cachedTokens.count, tokens.count - 1, session.position)
+        while common < limit && cachedTokens[common] == tokens[common] { common += 1 }
+        session.truncate(to: common)
+        cachedTokens.removeSubrange(common...)
+
+        // Prefill the suffix in the model's own batch size, checking for cancellation in between.
+        let batch = max(1, model.options.maxBatch)
+        var logits: [Float] = []
+        var i = common
+        do {
+            while i < tokens.count {
+                if job.isCancelled { throw AIError.aborted }
+                let end = min(tokens.count, i + batch)
+                logits = try session.evaluate(Array(tokens[i..<end]))
+                cachedTokens.append(contentsOf: tokens[i..<end])
+                i = end
+            }
+        } catch let e as AIError {
+            throw e
+        } catch {
+            clearCache()
+            throw error
+        }
+
+        var sampler = Sampler(job.parameters)
+        sampler.accept(contentsOf: tokens)
+        var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
+        var response = ""
+        var sampled = 0
+        var firstTokenAt: UInt64 = 0
+        let endIDs = tokenizer.endOfGenerationIDs
+
+        func emit(_ text: String) {
+            guard !text.isEmpty else { return }
+            response += text
+            job.onChunk?(AIChunk(response: text))
+        }
+
+        var next: Int32 = logits.withUnsafeBufferPointer { sampler.sample($0) }
+        while true {
+            sampled += 1
+            if sampled == 1 { firstTokenAt = DispatchTime.now().uptimeNanoseconds }
+            if endIDs.contains(next) { break }
+            emit(detokenizer.append(next))
+            if sampled >= job.maxTokens { break }
+            if job.isCancelled { throw AIError.aborted }
+            sampler.accept(next)
+            let token = next
+            do {
+                let out = try session.decode(token)
+                cachedTokens.append(token)
+                next = sampler.sample(out)
+            } catch {
+                clearCache()
+                throw error
+            }
+        }
+        emit(detokenizer.finish())
+        let end = DispatchTime.now().uptimeNanoseconds
+        let stats = GenerationStats(
+            reusedPromptTokens: common,
+            prefilledTokens: tokens.count - common,
+            timeToFirstToken: Double(firstTokenAt - start) / 1e9,
+            generationSeconds: Double(end - firstTokenAt) / 1e9,
+            sampledTokens: sampled,
+            seed: sampler.seed)
+        return AIOutput(response: response, usage: AIUsage(promptTokens: tokens.count, completionTokens: sampled), stats: stats)
+    }
+}

@@ -1,1 +1,0 @@
-// EdgeAI module (in progress)

@@ -1,0 +1,263 @@
+import Foundation
+
+/// One chat message: `{"role": "...", "content": "..."}`.
+public struct AIMessage: Sendable, Equatable, Hashable, Codable {
+    public var role: String
+    public var content: String
+
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+
+    public static func system(_ content: String) -> AIMessage { AIMessage(role: "system", content: content) }
+    public static func user(_ content: String) -> AIMessage { AIMessage(role: "user", content: content) }
+    public static func assistant(_ content: String) -> AIMessage { AIMessage(role: "assistant", content: content) }
+
+    /// The roles Workers AI accepts.
+    public static let roles: [String] = ["system", "user", "assistant", "tool"]
+}
+
+/// The input of a Workers AI text-generation call, field for field (snake_case in JSON).
+/// Exactly one of `prompt` and `messages` must be set. `nil` means "the default".
+public struct AIInput: Sendable, Equatable, Hashable, Codable {
+    public var prompt: String?
+    public var messages: [AIMessage]?
+    /// No chat template; special tokens written in the prompt are parsed (default false).
+    public var raw: Bool?
+    /// Server-sent events (default false). `AI.run` ignores it; use `AI.stream`.
+    public var stream: Bool?
+    /// Default 256, at least 1; bounded by the context window (5021).
+    public var maxTokens: Int?
+    /// Default 0.6, 0…5; 0 means greedy.
+    public var temperature: Double?
+    /// 0.001…1 (off when absent).
+    public var topP: Double?
+    /// 1…50 (off when absent).
+    public var topK: Int?
+    /// 1…9999999999 (random when absent).
+    public var seed: Int?
+    /// 0…2 (llama.cpp's rule over the last 64 tokens; off when absent).
+    public var repetitionPenalty: Double?
+    /// −2…2 (OpenAI's formula; off when absent).
+    public var frequencyPenalty: Double?
+    /// −2…2 (OpenAI's formula; off when absent).
+    public var presencePenalty: Double?
+    /// 0…1: beyond Workers AI, llama.cpp's min-p (off when absent).
+    public var minP: Double?
+
+    public static let defaultMaxTokens = 256
+    public static let defaultTemperature = 0.6
+
+    public init(
+        prompt: String? = nil, messages: [AIMessage]? = nil, raw: Bool? = nil, stream: Bool? = nil,
+        maxTokens: Int? = nil, temperature: Double? = nil, topP: Double? = nil, topK: Int? = nil,
+        seed: Int? = nil, repetitionPenalty: Double? = nil, frequencyPenalty: Double? = nil,
+        presencePenalty: Double? = nil, minP: Double? = nil
+    ) {
+        self.prompt = prompt
+        self.messages = messages
+        self.raw = raw
+        self.stream = stream
+        self.maxTokens = maxTokens
+        self.temperature = temperature
+        self.topP = topP
+        self.topK = topK
+        self.seed = seed
+        self.repetitionPenalty = repetitionPenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.presencePenalty = presencePenalty
+        self.minP = minP
+    }
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case prompt, messages, raw, stream
+        case maxTokens = "max_tokens"
+        case temperature
+        case topP = "top_p"
+        case topK = "top_k"
+        case seed
+        case repetitionPenalty = "repetition_penalty"
+        case frequencyPenalty = "frequency_penalty"
+        case presencePenalty = "presence_penalty"
+        case minP = "min_p"
+    }
+
+    /// The request as Workers AI JSON (only the fields that are set, in schema order).
+    public var jsonBytes: [UInt8] {
+        var w = JSONWriter()
+        var first = true
+        func field(_ k: CodingKeys, _ write: (inout JSONWriter) -> Void) {
+            if !first { w.raw(",") }
+            first = false
+            w.key(k.rawValue)
+            write(&w)
+        }
+        w.raw("{")
+        if let prompt { field(.prompt) { $0.string(prompt) } }
+        if let messages {
+            field(.messages) { w in
+                w.raw("[")
+                for (n, m) in messages.enumerated() {
+                    if n > 0 { w.raw(",") }
+                    w.raw("{"); w.key("role"); w.string(m.role); w.raw(","); w.key("content"); w.string(m.content); w.raw("}")
+                }
+                w.raw("]")
+            }
+        }
+        if let raw { field(.raw) { $0.bool(raw) } }
+        if let stream { field(.stream) { $0.bool(stream) } }
+        if let maxTokens { field(.maxTokens) { $0.int(maxTokens) } }
+        if let temperature { field(.temperature) { $0.number(temperature) } }
+        if let topP { field(.topP) { $0.number(topP) } }
+        if let topK { field(.topK) { $0.int(topK) } }
+        if let seed { field(.seed) { $0.int(seed) } }
+        if let repetitionPenalty { field(.repetitionPenalty) { $0.number(repetitionPenalty) } }
+        if let frequencyPenalty { field(.frequencyPenalty) { $0.number(frequencyPenalty) } }
+        if let presencePenalty { field(.presencePenalty) { $0.number(presencePenalty) } }
+        if let minP { field(.minP) { $0.number(minP) } }
+        w.raw("}")
+        return w.bytes
+    }
+}
+
+/// Token counts of one call.
+public struct AIUsage: Sendable, Equatable, Hashable, Codable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var totalTokens: Int
+
+    public init(promptTokens: Int, completionTokens: Int) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.totalTokens = promptTokens + completionTokens
+    }
+
+    public enum CodingKeys: String, CodingKey {
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case totalTokens = "total_tokens"
+    }
+
+    func write(_ w: inout JSONWriter) {
+        w.raw("{")
+        w.key("prompt_tokens"); w.int(promptTokens); w.raw(",")
+        w.key("completion_tokens"); w.int(completionTokens); w.raw(",")
+        w.key("total_tokens"); w.int(totalTokens)
+        w.raw("}")
+    }
+}
+
+/// Measurements of one call (not part of the Workers AI JSON).
+public struct GenerationStats: Sendable, Equatable, Hashable {
+    /// Tokens of the prompt found in the model's cache from an earlier call (not prefilled again).
+    public var reusedPromptTokens: Int
+    /// Tokens actually prefilled.
+    public var prefilledTokens: Int
+    /// Seconds from the start of the call to the model (after any wait for the model) to the first sampled token.
+    public var timeToFirstToken: Double
+    /// Seconds spent generating after the first token.
+    public var generationSeconds: Double
+    /// Tokens sampled (including a final end token).
+    public var sampledTokens: Int
+    /// Seed used by the sampler.
+    public var seed: UInt64
+
+    /// Decode speed: tokens after the first per second.
+    public var tokensPerSecond: Double {
+        generationSeconds > 0 && sampledTokens > 1 ? Double(sampledTokens - 1) / generationSeconds : 0
+    }
+}
+
+/// The non-streaming result: `{"response": "…", "usage": {…}}`.
+public struct AIOutput: Sendable, Codable {
+    public var response: String
+    public var usage: AIUsage
+    /// Timings and cache figures (not encoded).
+    public var stats: GenerationStats?
+
+    public init(response: String, usage: AIUsage, stats: GenerationStats? = nil) {
+        self.response = response
+        self.usage = usage
+        self.stats = stats
+    }
+
+    public enum CodingKeys: String, CodingKey { case response, usage }
+
+    /// Exactly Workers AI's bytes: `{"response":"…","usage":{"prompt_tokens":n,"completion_tokens":m,"total_tokens":n+m}}`.
+    public var jsonBytes: [UInt8] {
+        var w = JSONWriter()
+        write(&w)
+        return w.bytes
+    }
+
+    func write(_ w: inout JSONWriter) {
+        w.raw("{")
+        w.key("response"); w.string(response); w.raw(",")
+        w.key("usage"); usage.write(&w)
+        w.raw("}")
+    }
+
+    /// The REST API success envelope: `{"result":{…},"success":true,"errors":[],"messages":[]}`.
+    public var envelopeJSON: [UInt8] {
+        var w = JSONWriter()
+        w.raw("{")
+        w.key("result"); write(&w); w.raw(",")
+        w.key("success"); w.bool(true); w.raw(",")
+        w.key("errors"); w.raw("[],")
+        w.key("messages"); w.raw("[]")
+        w.raw("}")
+        return w.bytes
+    }
+}
+
+extension AIOutput: Equatable {
+    /// Outputs are equal when their JSON is (timings are ignored).
+    public static func == (a: AIOutput, b: AIOutput) -> Bool { a.response == b.response && a.usage == b.usage }
+}
+
+/// One streamed piece: text (never a partial UTF-8 character), and on the last chunk the usage.
+public struct AIChunk: Sendable, Equatable {
+    public var response: String
+    public var usage: AIUsage?
+    /// On the last chunk: timings and cache figures.
+    public var stats: GenerationStats?
+
+    public init(response: String, usage: AIUsage? = nil, stats: GenerationStats? = nil) {
+        self.response = response
+        self.usage = usage
+        self.stats = stats
+    }
+
+    public static func == (a: AIChunk, b: AIChunk) -> Bool { a.response == b.response && a.usage == b.usage }
+
+    /// This chunk as one server-sent event: `data: {"response":"…"}` + blank line
+    /// (the last chunk adds `"usage":{…}`).
+    public var sseEvent: [UInt8] {
+        var w = JSONWriter()
+        w.raw("data: {")
+        w.key("response"); w.string(response)
+        if let usage {
+            w.raw(",")
+            w.key("usage"); usage.write(&w)
+        }
+        w.raw("}\n\n")
+        return w.bytes
+    }
+
+    /// The terminating event `data: [DONE]` + blank line.
+    public static let sseDone: [UInt8] = Array("data: [DONE]\n\n".utf8)
+}
+
+/// Server-sent events encoding of a Workers AI stream.
+public enum SSE {
+    public static let contentType = "text/event-stream"
+
+    /// All events of a finished stream: one per chunk, the usage event, then `[DONE]`.
+    public static func encode(_ chunks: [AIChunk]) -> [UInt8] {
+        var out: [UInt8] = []
+        for c in chunks { out += c.sseEvent }
+        out += AIChunk.sseDone
+        return out
+    }
+}

@@ -1,0 +1,211 @@
+// Workers AI input validation: the schema table of text generation, with messages that name
+// the field (as a JSON pointer) and the rule, in the style of Workers AI's validator.
+
+extension AIInput {
+    /// Inclusive numeric bounds of the schema.
+    public enum Bounds {
+        public static let temperature = 0.0...5.0
+        public static let topP = 0.001...1.0
+        public static let topK = 1...50
+        public static let seed = 1...9_999_999_999
+        public static let repetitionPenalty = 0.0...2.0
+        public static let frequencyPenalty = -2.0...2.0
+        public static let presencePenalty = -2.0...2.0
+        public static let minP = 0.0...1.0
+        public static let minMaxTokens = 1
+    }
+
+    /// Fields Workers AI knows but this runtime does not implement.
+    static let unsupportedFields: [String: String] = [
+        "tools": "function calling is not supported by EdgeAI",
+        "functions": "function calling is not supported by EdgeAI",
+        "response_format": "JSON mode is not supported by EdgeAI",
+        "lora": "LoRA adapters are not supported by EdgeAI",
+    ]
+
+    static func formatNumber(_ v: Double) -> String { JSONWriter.javaScriptNumber(v) }
+
+    static func rangeError(_ field: String, _ value: Double, _ lo: Double, _ hi: Double) -> String {
+        "Value of '/\(field)' out of range: \(formatNumber(value)) not in [\(formatNumber(lo)), \(formatNumber(hi))]"
+    }
+
+    /// Check the value rules of every set field (ranges, non-empty strings, roles).
+    /// Throws one `AIError` 5006 listing every problem.
+    public func validate() throws(AIError) {
+        let problems = validationProblems(promptMalformed: false, messagesMalformed: false)
+        if !problems.isEmpty { throw AIError.invalidInput(problems.joined(separator: ", ")) }
+    }
+
+    /// `promptMalformed` / `messagesMalformed`: the field was present but had type errors
+    /// already reported (it still counts as given for the oneOf rule).
+    func validationProblems(promptMalformed: Bool, messagesMalformed: Bool) -> [String] {
+        var problems: [String] = []
+        switch (promptMalformed ? "?" : prompt, messagesMalformed ? [] : messages) {
+        case (nil, nil):
+            problems.append("Error: oneOf at '/' not met, 0 matches: required properties at '/' are 'prompt', required properties at '/' are 'messages'")
+        case (.some, .some):
+            problems.append("Error: oneOf at '/' not met, 2 matches: 'prompt' and 'messages' cannot both be given, send exactly one of them")
+        default:
+            break
+        }
+        if let prompt, prompt.isEmpty {
+            problems.append("String too short at '/prompt': length 0 < minimum 1")
+        }
+        if let messages {
+            if messages.isEmpty && !messagesMalformed { problems.append("Array too short at '/messages': 0 items < minimum 1") }
+            for (n, m) in messages.enumerated() {
+                if !AIMessage.roles.contains(m.role) {
+                    problems.append("Value of '/messages/\(n)/role' must be one of 'system', 'user', 'assistant', 'tool', got '\(m.role)'")
+                }
+                if m.content.isEmpty {
+                    problems.append("String too short at '/messages/\(n)/content': length 0 < minimum 1")
+                }
+            }
+            if raw == true {
+                problems.append("Property '/raw' is only valid with 'prompt', not with 'messages'")
+            }
+        }
+        func check(_ field: CodingKeys, _ v: Double?, _ r: ClosedRange<Double>) {
+            guard let v else { return }
+            if v.isNaN || !r.contains(v) { problems.append(Self.rangeError(field.rawValue, v, r.lowerBound, r.upperBound)) }
+        }
+        func check(_ field: CodingKeys, _ v: Int?, _ r: ClosedRange<Int>) {
+            guard let v else { return }
+            if !r.contains(v) { problems.append(Self.rangeError(field.rawValue, Double(v), Double(r.lowerBound), Double(r.upperBound))) }
+        }
+        if let maxTokens, maxTokens < Bounds.minMaxTokens {
+            problems.append("Value of '/max_tokens' out of range: \(maxTokens) < minimum \(Bounds.minMaxTokens)")
+        }
+        check(.temperature, temperature, Bounds.temperature)
+        check(.topP, topP, Bounds.topP)
+        check(.topK, topK, Bounds.topK)
+        check(.seed, seed, Bounds.seed)
+        check(.repetitionPenalty, repetitionPenalty, Bounds.repetitionPenalty)
+        check(.frequencyPenalty, frequencyPenalty, Bounds.frequencyPenalty)
+        check(.presencePenalty, presencePenalty, Bounds.presencePenalty)
+        check(.minP, minP, Bounds.minP)
+        return problems
+    }
+
+    /// Parse and validate a Workers AI request body. Unparseable JSON, wrong JSON types,
+    /// missing or conflicting fields and out-of-range values all throw `AIError` 5006.
+    /// Unknown keys are ignored, as Workers AI does.
+    public init(json bytes: some Collection<UInt8>) throws(AIError) {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch {
+            throw AIError.invalidInput("Invalid JSON in request body: \(error.description)")
+        }
+        try self.init(jsonValue: value)
+    }
+
+    public init(jsonValue root: JSONValue) throws(AIError) {
+        self.init()
+        guard case .object = root else {
+            throw AIError.invalidInput("Type mismatch of '/', '\(root.typeName)' not in 'object'")
+        }
+        var problems: [String] = []
+        func mismatch(_ path: String, _ v: JSONValue, _ expected: String) {
+            let got = (expected == "integer" && v.typeName == "number") ? "number" : v.typeName
+            problems.append("Type mismatch of '\(path)', '\(got)' not in '\(expected)'")
+        }
+        func string(_ key: String) -> String? {
+            guard let v = root[key] else { return nil }
+            if case .string(let s) = v { return s }
+            mismatch("/\(key)", v, "string")
+            return nil
+        }
+        func bool(_ key: String) -> Bool? {
+            guard let v = root[key] else { return nil }
+            if case .bool(let b) = v { return b }
+            mismatch("/\(key)", v, "boolean")
+            return nil
+        }
+        func number(_ key: String) -> Double? {
+            guard let v = root[key] else { return nil }
+            if case .number(let d, _) = v { return d }
+            mismatch("/\(key)", v, "number")
+            return nil
+        }
+        /// An integer (a JSON number without fractional part, as JSON Schema defines it).
+        /// Values beyond Int's range are clamped so the range rules report them.
+        func integer(_ key: String) -> Int? {
+            guard let v = root[key] else { return nil }
+            guard case .number(let d, let literal) = v, d == d.rounded() else {
+                mismatch("/\(key)", v, "integer")
+                return nil
+            }
+            if let exact = Int(literal) { return exact }
+            if d >= 9.2e18 { return Int.max }
+            if d <= -9.2e18 { return Int.min }
+            return Int(d)
+        }
+
+        for key in root.objectKeys {
+            if let why = Self.unsupportedFields[key] { problems.append("Property '/\(key)' is not supported: \(why)") }
+        }
+
+        prompt = string("prompt")
+        var messagesMalformed = false
+        let problemsBeforeMessages = problems.count
+        if let mv = root["messages"] {
+            defer { messagesMalformed = problems.count > problemsBeforeMessages }
+            if case .array(let items) = mv {
+                var list: [AIMessage] = []
+                for (n, item) in items.enumerated() {
+                    let path = "/messages/\(n)"
+                    guard case .object = item else {
+                        mismatch(path, item, "object")
+                        continue
+                    }
+                    guard let rv = item["role"], let cv = item["content"] else {
+                        problems.append("required properties at '\(path)' are 'role,content'")
+                        continue
+                    }
+                    var role: String? = nil
+                    if case .string(let r) = rv { role = r } else { mismatch(path + "/role", rv, "string") }
+                    var content: String? = nil
+                    switch cv {
+                    case .string(let c):
+                        content = c
+                    case .array(let parts):
+                        // newer schemas: [{"type": "text", "text": "…"}]
+                        var text = ""
+                        var ok = true
+                        for (k, part) in parts.enumerated() {
+                            guard case .object = part, case .string("text")? = part["type"], case .string(let t)? = part["text"] else {
+                                problems.append("Value of '\(path)/content/\(k)' must be {\"type\": \"text\", \"text\": string}")
+                                ok = false
+                                continue
+                            }
+                            text += t
+                        }
+                        if ok { content = text }
+                    default:
+                        mismatch(path + "/content", cv, "string")
+                    }
+                    if let role, let content { list.append(AIMessage(role: role, content: content)) }
+                }
+                messages = list
+            } else {
+                mismatch("/messages", mv, "array")
+            }
+        }
+        raw = bool("raw")
+        stream = bool("stream")
+        maxTokens = integer("max_tokens")
+        temperature = number("temperature")
+        topP = number("top_p")
+        topK = integer("top_k")
+        seed = integer("seed")
+        repetitionPenalty = number("repetition_penalty")
+        frequencyPenalty = number("frequency_penalty")
+        presencePenalty = number("presence_penalty")
+        minP = number("min_p")
+
+        let promptMalformed = root["prompt"] != nil && prompt == nil
+        problems += validationProblems(promptMalformed: promptMalformed, messagesMalformed: messagesMalformed)
+        if !problems.isEmpty { throw AIError.invalidInput(problems.joined(separator: ", ")) }
+    }
+}

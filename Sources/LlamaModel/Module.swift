@@ -1,1 +1,0 @@
-// LlamaModel module (in progress)

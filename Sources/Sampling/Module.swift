@@ -1,1 +1,0 @@
-// Sampling module (in progress)

@@ -1,0 +1,188 @@
+// Text → token ids.
+
+extension Tokenizer {
+    enum Fragment: Equatable {
+        case text(Int, Int)     // byte range [start, end)
+        case token(Int32)
+    }
+
+    /// Text → token ids, as llama.cpp's `llama_tokenize` does it.
+    ///
+    /// - addSpecial: add BOS / EOS when the vocabulary asks for them
+    ///   (`tokenizer.ggml.add_bos_token` / `add_eos_token`).
+    /// - parseSpecial: recognise control tokens (`<|im_start|>`, `<s>`, …)
+    ///   written in the text. User-defined tokens are always recognised.
+    public func encode(_ text: String, addSpecial: Bool = true, parseSpecial: Bool = false) -> [Int32] {
+        var text = text
+        return text.withUTF8 { buf in
+            encode(bytes: buf, addSpecial: addSpecial, parseSpecial: parseSpecial)
+        }
+    }
+
+    /// As `encode(_:)` for UTF-8 bytes (malformed sequences are handled as llama.cpp does).
+    public func encode(bytes buf: UnsafeBufferPointer<UInt8>, addSpecial: Bool = true, parseSpecial: Bool = false) -> [Int32] {
+        var out = [Int32]()
+        out.reserveCapacity(buf.count / 3 + 4)
+        let fragments: [Fragment]
+        if let p = buf.baseAddress, buf.count > 0 {
+            fragments = partition(p, buf.count, parseSpecial: parseSpecial)
+        } else {
+            fragments = []
+        }
+        let p = buf.baseAddress ?? UnsafePointer(bitPattern: 1)!
+
+        switch engine {
+        case .spm(let spm):
+            if addSpecial && addsBOS, let bos = bosID { out.append(bos) }
+            let scratch = SPMModel.Scratch()
+            var escaped = [UInt8]()
+            var isPrevSpecial = true
+            for f in fragments {
+                switch f {
+                case .text(let a, let e):
+                    escaped.removeAll(keepingCapacity: true)
+                    if addsSpacePrefix && isPrevSpecial { escaped.append(contentsOf: [0xE2, 0x96, 0x81]) }
+                    appendEscapingSpaces(p + a, e - a, to: &escaped)
+                    escaped.withUnsafeBufferPointer { eb in
+                        spm.encode(eb.baseAddress!, eb.count, into: &out, scratch: scratch)
+                    }
+                    isPrevSpecial = false
+                case .token(let id):
+                    out.append(id)
+                    isPrevSpecial = true
+                }
+            }
+            if addSpecial && addsEOS, let eos = eosID { out.append(eos) }
+
+        case .bpe(let bpe, let pre, let escapeWhitespace):
+            if addSpecial && addsBOS, let bos = bosID { out.append(bos) }
+            let preScratch = PreTokenizerScratch()
+            let scratch = BPEModel.Scratch()
+            var wordEnds = [Int32]()
+            var escaped = [UInt8]()
+            for f in fragments {
+                switch f {
+                case .text(let a, let e):
+                    wordEnds.removeAll(keepingCapacity: true)
+                    if escapeWhitespace {
+                        escaped.removeAll(keepingCapacity: true)
+                        appendEscapingSpaces(p + a, e - a, to: &escaped)
+                        escaped.withUnsafeBufferPointer { eb in
+                            let q = eb.baseAddress!
+                            pre.split(q, eb.count, scratch: preScratch, wordEnds: &wordEnds)
+                            bpe.encodeWords(q, start: 0, wordEnds: wordEnds[...], into: &out, scratch: scratch)
+                        }
+                    } else {
+                        pre.split(p + a, e - a, scratch: preScratch, wordEnds: &wordEnds)
+                        bpe.encodeWords(p + a, start: 0, wordEnds: wordEnds[...], into: &out, scratch: scratch)
+                    }
+                case .token(let id):
+                    out.append(id)
+                }
+            }
+            if addSpecial && addsEOS, let eos = eosID { out.append(eos) }
+
+        case .wpm(let wpm):
+            // llama.cpp adds BOS ([CLS]) and SEP around WordPiece text whenever asked for special tokens.
+            if addSpecial, let bos = bosID { out.append(bos) }
+            for f in fragments {
+                switch f {
+                case .text(let a, let e): wpm.encode(p + a, e - a, into: &out)
+                case .token(let id): out.append(id)
+                }
+            }
+            if addSpecial, let sep = separatorID { out.append(sep) }
+        }
+        return out
+    }
+
+    /// Splits the text around special tokens, as llama.cpp's
+    /// `tokenizer_st_partition` does: special tokens are taken longest first;
+    /// each one is cut out of every remaining piece of text, left to right.
+    /// Control and unknown tokens take part only with `parseSpecial`.
+    func partition(_ p: UnsafePointer<UInt8>, _ n: Int, parseSpecial: Bool) -> [Fragment] {
+        let buckets = parseSpecial ? specialByFirstByte : userSpecialByFirstByte
+        // Which special tokens occur in the text at all?
+        var present: [Bool]? = nil
+        buckets.withUnsafeBufferPointer { bk in
+            var i = 0
+            while i < n {
+                let bucket = bk[Int(p[i])]
+                if !bucket.isEmpty {
+                    for k in bucket {
+                        let bytes = specialBytes[Int(k)]
+                        if bytes.count <= n - i && (present?[Int(k)] ?? false) == false {
+                            let match = bytes.withUnsafeBufferPointer { bytesEqual($0.baseAddress!, p + i, bytes.count) }
+                            if match {
+                                if present == nil { present = [Bool](repeating: false, count: specialTokens.count) }
+                                present![Int(k)] = true
+                            }
+                        }
+                    }
+                }
+                i += 1
+            }
+        }
+        var fragments: [Fragment] = [.text(0, n)]
+        guard let present else { return fragments }
+
+        @inline(__always) func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (b >= 0x09 && b <= 0x0D) }
+        for k in 0..<specialTokens.count where present[k] {
+            let id = specialTokens[k]
+            let bytes = specialBytes[k]
+            let len = bytes.count
+            let lstrip = attrs[Int(id)].contains(.lstrip)
+            let rstrip = attrs[Int(id)].contains(.rstrip)
+            var next = [Fragment]()
+            next.reserveCapacity(fragments.count + 4)
+            bytes.withUnsafeBufferPointer { tb in
+                let t = tb.baseAddress!
+                func find(_ from: Int, _ to: Int) -> Int? {
+                    guard to - from >= len else { return nil }
+                    var i = from
+                    let first = t[0]
+                    while i <= to - len {
+                        if p[i] == first && bytesEqual(p + i, t, len) { return i }
+                        i += 1
+                    }
+                    return nil
+                }
+                for f in fragments {
+                    guard case .text(let a, let e) = f else { next.append(f); continue }
+                    var base = a
+                    while true {
+                        guard let m = find(base, e) else {
+                            if e > base { next.append(.text(base, e)) }
+                            break
+                        }
+                        var leftEnd = m
+                        if lstrip { while leftEnd > base && isSpace(p[leftEnd - 1]) { leftEnd -= 1 } }
+                        if leftEnd > base { next.append(.text(base, leftEnd)) }
+                        next.append(.token(id))
+                        var rs = m + len
+                        if rs >= e { break }
+                        if rstrip { while rs < e && isSpace(p[rs]) { rs += 1 } }
+                        if rs >= e { break }
+                        base = rs
+                    }
+                }
+            }
+            fragments = next
+        }
+        return fragments
+    }
+}
+
+/// Appends bytes with each space written as U+2581 (▁).
+@inline(__always)
+func appendEscapingSpaces(_ p: UnsafePointer<UInt8>, _ n: Int, to out: inout [UInt8]) {
+    out.reserveCapacity(out.count + n + n / 2)
+    for i in 0..<n {
+        let b = p[i]
+        if b == 0x20 {
+            out.append(0xE2); out.append(0x96); out.append(0x81)
+        } else {
+            out.append(b)
+        }
+    }
+}
