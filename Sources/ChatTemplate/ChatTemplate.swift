@@ -21,19 +21,28 @@ public struct ChatTemplate: Sendable {
         try render(values: context.mapValues(Value.init))
     }
 
-    /// Renders a conversation with the variables `apply_chat_template` passes: `messages`,
+    /// Renders a conversation with the variables `apply_chat_template` passes: `messages`
+    /// (keys ordered as `ordered(_:)` says),
     /// `add_generation_prompt`, `bos_token`, `eos_token`, plus `extra` (e.g. `tools`, `documents`,
     /// `enable_thinking`, other special tokens). Values in `extra` override the others.
     public func render(messages: [[String: TemplateValue]], addGenerationPrompt: Bool, bosToken: String = "",
                        eosToken: String = "", extra: [String: TemplateValue] = [:]) throws -> String {
         var ctx: [String: TemplateValue] = [
-            "messages": .array(messages.map { .object(TemplateObject($0.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })) }),
+            "messages": .array(messages.map { .object(ChatTemplate.ordered($0)) }),
             "add_generation_prompt": .bool(addGenerationPrompt),
             "bos_token": .string(bosToken),
             "eos_token": .string(eosToken),
         ]
         for (k, v) in extra { ctx[k] = v }
         return try render(ctx)
+    }
+
+    /// Swift dictionaries have no order; messages get "role" and "content" first (the usual JSON
+    /// order, visible when a template prints a message with `tojson`), then the other keys sorted.
+    static func ordered(_ m: [String: TemplateValue]) -> TemplateObject {
+        func rank(_ k: String) -> Int { k == "role" ? 0 : (k == "content" ? 1 : 2) }
+        let keys = m.keys.sorted { (rank($0), $0) < (rank($1), $1) }
+        return TemplateObject(keys.map { ($0, m[$0] ?? .null) })
     }
 
     /// Renders a conversation given as ordered message objects (keys keep their order, which

@@ -296,9 +296,9 @@ struct Lexer {
                 tokens.append(Token(kind: .integer, intValue: value, pos: tokPos))
                 continue
             }
-            if c == "_" || c.properties.isXIDStart {
+            if Lexer.isNameStart(c) {
                 var q = pos + 1
-                while q < src.count, src[q] == "_" || src[q].properties.isXIDContinue { q += 1 }
+                while q < src.count, Lexer.isNameContinue(src[q]) { q += 1 }
                 let text = string(pos, q)
                 advance(q - pos)
                 tokens.append(Token(kind: .name, text: text, pos: tokPos))
@@ -351,6 +351,19 @@ struct Lexer {
         for op in Lexer.operators2 where starts(op, at: pos) { return op }
         if Lexer.operators1.contains(src[pos]) { return String(Character(src[pos])) }
         return nil
+    }
+
+    /// Python identifiers (ASCII fast path, Unicode XID otherwise).
+    static func isNameStart(_ c: Unicode.Scalar) -> Bool {
+        let v = c.value
+        if v < 128 { return (v >= 65 && v <= 90) || (v >= 97 && v <= 122) || v == 95 }
+        return c.properties.isXIDStart
+    }
+
+    static func isNameContinue(_ c: Unicode.Scalar) -> Bool {
+        let v = c.value
+        if v < 128 { return (v >= 65 && v <= 90) || (v >= 97 && v <= 122) || v == 95 || (v >= 48 && v <= 57) }
+        return c.properties.isXIDContinue
     }
 
     private func isDigit(_ q: Int) -> Bool { q < src.count && src[q].value >= 48 && src[q].value <= 57 }

@@ -35,6 +35,12 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(noPrompt, "<|user|>Hi\n")
     }
 
+    func testDictionaryMessagesPutRoleAndContentFirst() throws {
+        let t = try ChatTemplate("{{ messages[0]|tojson }}")
+        XCTAssertEqual(try t.render(messages: [["tool_calls": [], "content": "c", "role": "assistant", "name": "n"]], addGenerationPrompt: false),
+                       #"{"role": "assistant", "content": "c", "name": "n", "tool_calls": []}"#)
+    }
+
     func testMessagesKeepKeyOrderForToJSON() throws {
         let t = try ChatTemplate("{{ messages[0]|tojson }}")
         let msg = try TemplateValue(jsonString: #"{"role": "user", "content": "é \"q\"", "n": 1.0, "k": [1, null, true]}"#)
