@@ -18,17 +18,17 @@ struct Detokenize: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard let model else { throw CLIError("--model GGUF is required") }
+            guard let model else { throw TokenizeUsageError("--model GGUF is required") }
             var tokens = [Int32]()
             for arg in ids {
                 for part in arg.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\n" || $0 == "\t" }) {
-                    guard let v = Int32(part) else { throw CLIError("'\(part)' is not a token id") }
+                    guard let v = Int32(part) else { throw TokenizeUsageError("'\(part)' is not a token id") }
                     tokens.append(v)
                 }
             }
             let tokenizer = try Tokenizer(gguf: GGUFFile(path: model))
             for t in tokens where t < 0 || Int(t) >= tokenizer.vocabularySize {
-                throw CLIError("token id \(t) is outside the vocabulary (0..<\(tokenizer.vocabularySize))")
+                throw TokenizeUsageError("token id \(t) is outside the vocabulary (0..<\(tokenizer.vocabularySize))")
             }
             print(tokenizer.decode(tokens, skipSpecial: skipSpecial), terminator: "")
         }

@@ -26,13 +26,13 @@ struct Tokenize: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            guard let model else { throw CLIError("--model GGUF is required") }
-            if file != nil && text != nil { throw CLIError("give either TEXT or --file, not both") }
+            guard let model else { throw TokenizeUsageError("--model GGUF is required") }
+            if file != nil && text != nil { throw TokenizeUsageError("give either TEXT or --file, not both") }
             let tokenizer = try Tokenizer(gguf: GGUFFile(path: model))
             var ids: [Int32]
             if let file {
                 guard let data = FileManager.default.contents(atPath: file) else {
-                    throw CLIError("cannot read '\(file)'")
+                    throw TokenizeUsageError("cannot read '\(file)'")
                 }
                 ids = [UInt8](data).withUnsafeBufferPointer {
                     tokenizer.encode(bytes: $0, addSpecial: false, parseSpecial: special)
@@ -40,10 +40,10 @@ struct Tokenize: ParsableCommand {
             } else if let text {
                 ids = tokenizer.encode(text, addSpecial: false, parseSpecial: special)
             } else {
-                throw CLIError("give the TEXT to tokenize or --file FILE")
+                throw TokenizeUsageError("give the TEXT to tokenize or --file FILE")
             }
             if bos {
-                guard let b = tokenizer.bosID else { throw CLIError("the vocabulary of '\(model)' has no BOS token") }
+                guard let b = tokenizer.bosID else { throw TokenizeUsageError("the vocabulary of '\(model)' has no BOS token") }
                 ids.insert(b, at: 0)
             }
             print(ids.map(String.init).joined(separator: " "))
@@ -52,7 +52,7 @@ struct Tokenize: ParsableCommand {
 }
 
 /// A command-line usage error (reported as one `error: …` line).
-struct CLIError: Error, CustomStringConvertible {
+struct TokenizeUsageError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
 }

@@ -25,6 +25,3 @@ static inline float ek_bits_f32(uint32_t u) {
     memcpy(&f, &u, sizeof f);
     return f;
 }
-
-// fp16 -> fp32 for all 65536 bit patterns; valid after ek_init() returned.
-extern float ek_fp16_table[65536];

@@ -4,8 +4,10 @@
 // variants and ggml are compared against, so no contraction of a*b+c into fma.
 #pragma STDC FP_CONTRACT OFF
 
+#define _GNU_SOURCE
 #include <math.h>
-#include <pthread.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -232,12 +234,6 @@ static const ek_ktable k_avx512 = {
 
 static _Atomic(const ek_ktable *) g_table = NULL;
 
-float ek_fp16_table[65536];
-static pthread_once_t g_fp16_table_once = PTHREAD_ONCE_INIT;
-
-static void ek_build_fp16_table(void) {
-    for (uint32_t i = 0; i < 65536u; i++) ek_fp16_table[i] = ek_fp16_to_fp32((uint16_t)i);
-}
 
 int ek_cpu_has_avx2(void) {
     __builtin_cpu_init();
@@ -262,7 +258,6 @@ static inline const ek_ktable *ek_table(void) {
     const ek_ktable *t = atomic_load_explicit(&g_table, memory_order_acquire);
     if (__builtin_expect(t != NULL, 1)) return t;
     // Every racing thread computes the same answer; the first store wins.
-    pthread_once(&g_fp16_table_once, ek_build_fp16_table);
     const ek_ktable *want = ek_select();
     const ek_ktable *expected = NULL;
     if (atomic_compare_exchange_strong_explicit(&g_table, &expected, want, memory_order_acq_rel,
@@ -282,7 +277,6 @@ int ek_force_kernel(const char *name) {
     else if (strcmp(name, "avx2") == 0 && ek_cpu_has_avx2()) t = &k_avx2;
     else if (strcmp(name, "avx512vnni") == 0 && ek_cpu_has_avx512vnni()) t = &k_avx512;
     if (t == NULL) return -1;
-    pthread_once(&g_fp16_table_once, ek_build_fp16_table);
     atomic_store_explicit(&g_table, t, memory_order_release);
     return 0;
 }
@@ -298,3 +292,31 @@ void ek_matvec_q8_0(const void *w, int64_t ncols, int64_t row0, int64_t row1, co
     ek_table()->matvec_q8_0(w, ncols, row0, row1, xq, y);
 }
 float ek_vec_dot_f32(int64_t n, const float *x, const float *y) { return ek_table()->dot_f32(n, x, y); }
+
+// ---- memory ------------------------------------------------------------------------------
+
+#define EK_HUGE_ALIGN ((size_t)2 << 20)
+
+void *ek_alloc_huge(size_t bytes) {
+    if (bytes == 0 || bytes > SIZE_MAX - 2 * EK_HUGE_ALIGN) return NULL;
+    const size_t len = (bytes + EK_HUGE_ALIGN - 1) & ~(EK_HUGE_ALIGN - 1);
+    // over-allocate by one huge page, then trim to a 2 MiB aligned start
+    uint8_t *raw = mmap(NULL, len + EK_HUGE_ALIGN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    const uintptr_t start = ((uintptr_t)raw + EK_HUGE_ALIGN - 1) & ~(uintptr_t)(EK_HUGE_ALIGN - 1);
+    uint8_t *p = (uint8_t *)start;
+    const size_t head = (size_t)(p - raw);
+    const size_t tail = EK_HUGE_ALIGN - head;
+    if (head) munmap(raw, head);
+    if (tail) munmap(p + len, tail);
+#if defined(MADV_HUGEPAGE)
+    madvise(p, len, MADV_HUGEPAGE);   // advisory: failure only means small pages
+#endif
+    return p;
+}
+
+void ek_free_huge(void *p, size_t bytes) {
+    if (p == NULL || bytes == 0) return;
+    const size_t len = (bytes + EK_HUGE_ALIGN - 1) & ~(EK_HUGE_ALIGN - 1);
+    munmap(p, len);
+}

@@ -165,6 +165,11 @@ EK_TARGET_AVX2 void ek_matvec_q8_0_avx2(const void *w, int64_t ncols, int64_t ro
     const uint8_t *X = (const uint8_t *)xq;
     const size_t group = 4 * rs;
     const size_t dist = group * ((4096 + group - 1) / (group ? group : 1));
+    if (row1 > row0) {   // the loop prefetches `dist` bytes ahead: start the stream now
+        const size_t span = (size_t)(row1 - row0) * rs;
+        const uintptr_t start = (uintptr_t)(W + (size_t)row0 * rs);
+        for (size_t off = 0; off < dist && off < span; off += 64) _mm_prefetch((const char *)(start + off), _MM_HINT_T0);
+    }
     int64_t r = row0;
     for (; r + 4 <= row1; r += 4) {
         const uint8_t *p0 = W + (size_t)r * rs;

@@ -1,19 +1,26 @@
 // Persistent spin-then-sleep thread pool.
 //
 // Protocol (C11 atomics):
-//  run:    caller writes fn/ctx, stores remaining = n-1, then increments `gen`
-//          (seq_cst). If any worker announced sleeping it wakes them (futex).
-//          The caller runs ith 0, then waits for remaining == 0 (acquire).
-//  worker: waits until gen differs from the last value it saw (acquire), reads
-//          fn/ctx, runs its part, decrements remaining (release). The last one
-//          wakes the caller if it announced sleeping.
-//  Because the caller only writes fn/ctx after all workers have decremented
-//  `remaining` for the previous run, and workers only read them after seeing
-//  the new `gen`, plain fields suffice for fn/ctx (happens-before via gen and
-//  remaining). Sleep/wake uses a Dekker pattern on seq_cst operations: the
-//  sleeper increments `sleepers` then re-checks `gen`; the waker increments
-//  `gen` then checks `sleepers`; futex_wait also re-checks the value in the
-//  kernel, so no wake-up is lost.
+//  run:    the caller writes fn/ctx, resets `done`, publishes the task counter
+//          `claim` = (n_tasks << 32) | 1 (release; it keeps task 0 for itself),
+//          then increments `gen` (seq_cst) and wakes sleeping workers (futex)
+//          if any announced sleeping. It runs task 0, then claims and runs
+//          leftover tasks like a worker, then waits until done == n_tasks.
+//  worker: waits until gen differs from the last value it saw (spin, then
+//          futex), then claims tasks with a CAS on `claim` until none is left;
+//          after each task it increments `done` (release); the increment that
+//          completes the run wakes the caller if it announced sleeping.
+//  Tasks go to whichever thread claims them, so a worker that is descheduled
+//  (busy machine) does not stall the run: the caller takes its task instead.
+//  fn/ctx are plain fields: a thread reads them only after a successful claim
+//  (acquire, synchronized with the caller's release store of `claim`), and the
+//  caller rewrites them only after `done` reached n_tasks, which cannot happen
+//  before every claimed task finished. A stale claim word can only be claimed
+//  while its run is incomplete, so a late worker never touches a finished run.
+//  Sleep/wake uses a Dekker pattern on seq_cst operations: the sleeper
+//  increments `sleepers` then re-checks `gen`; the waker increments `gen` then
+//  checks `sleepers`; futex_wait re-checks the value in the kernel, so no
+//  wake-up is lost. The same pattern guards the caller's sleep on `done`.
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,11 +60,13 @@ struct ek_pool {
     _Alignas(EK_CACHE_LINE) _Atomic uint32_t gen;
     ek_task_fn fn;
     void *ctx;
-    int n;
+    int n;                       // threads including the caller
     _Atomic int stop;
     _Atomic int spin_ns;
-    // written by each worker once per run
-    _Alignas(EK_CACHE_LINE) _Atomic uint32_t remaining;
+    // task counter: (n_tasks << 32) | next task index
+    _Alignas(EK_CACHE_LINE) _Atomic uint64_t claim;
+    // completed tasks of the current run
+    _Alignas(EK_CACHE_LINE) _Atomic uint32_t done;
     _Atomic int caller_sleeping;
     // rarely written
     _Alignas(EK_CACHE_LINE) _Atomic int sleepers;
@@ -108,21 +117,38 @@ static uint32_t ek_spin_while_equal(_Atomic uint32_t *addr, uint32_t seen, int b
     }
 }
 
-// Spins until *addr == 0 (acquire) or the budget runs out; returns 1 if it became 0.
-static int ek_spin_until_zero(_Atomic uint32_t *addr, int budget_ns) {
-    if (atomic_load_explicit(addr, memory_order_acquire) == 0) return 1;
+// Spins until *addr == want (acquire) or the budget runs out; returns 1 if reached.
+static int ek_spin_until(_Atomic uint32_t *addr, uint32_t want, int budget_ns) {
+    if (atomic_load_explicit(addr, memory_order_acquire) == want) return 1;
     if (budget_ns <= 0) return 0;
     const uint64_t start = ek_now_ns();
     for (;;) {
         for (int i = 0; i < 64; i++) {
             EK_PAUSE();
-            if (atomic_load_explicit(addr, memory_order_acquire) == 0) return 1;
+            if (atomic_load_explicit(addr, memory_order_acquire) == want) return 1;
         }
         if (ek_now_ns() - start >= (uint64_t)budget_ns) return 0;
     }
 }
 
 // ---- workers -----------------------------------------------------------------------
+
+// Claims and runs tasks of the current run until none is left.
+static void ek_pool_work(struct ek_pool *p) {
+    uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    for (;;) {
+        const uint32_t n = (uint32_t)(c >> 32), next = (uint32_t)c;
+        if (next >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;   // c now holds the current value
+        p->fn(p->ctx, (int)next, (int)n);
+        if (atomic_fetch_add_explicit(&p->done, 1, memory_order_seq_cst) + 1 == n &&
+            atomic_load_explicit(&p->caller_sleeping, memory_order_seq_cst))
+            ek_futex_wake_all(&p->done);
+        c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    }
+}
 
 static void *ek_worker_main(void *arg) {
     ek_worker *wk = (ek_worker *)arg;
@@ -139,11 +165,7 @@ static void *ek_worker_main(void *arg) {
         }
         seen = g;
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
-        p->fn(p->ctx, wk->ith, p->n);
-        if (atomic_fetch_sub_explicit(&p->remaining, 1, memory_order_seq_cst) == 1) {
-            if (atomic_load_explicit(&p->caller_sleeping, memory_order_seq_cst))
-                ek_futex_wake_all(&p->remaining);
-        }
+        ek_pool_work(p);
     }
     return NULL;
 }
@@ -165,7 +187,8 @@ ek_pool *ek_pool_create(int n_threads) {
     if (p == NULL) return NULL;
     memset(p, 0, sizeof *p);
     atomic_init(&p->gen, 0);
-    atomic_init(&p->remaining, 0);
+    atomic_init(&p->claim, 0);
+    atomic_init(&p->done, 0);
     atomic_init(&p->caller_sleeping, 0);
     atomic_init(&p->sleepers, 0);
     atomic_init(&p->busy, 0);
@@ -211,34 +234,39 @@ void ek_pool_set_spin_us(ek_pool *p, int microseconds) {
     atomic_store_explicit(&p->spin_ns, microseconds * 1000, memory_order_relaxed);
 }
 
-void ek_pool_run(ek_pool *p, ek_task_fn fn, void *ctx) {
-    if (p == NULL || p->n == 1) {
-        fn(ctx, 0, 1);
-        return;
-    }
-    if (atomic_exchange_explicit(&p->busy, 1, memory_order_acquire) != 0) {
-        // nested or concurrent use: do all the parts here rather than deadlock
-        for (int i = 0; i < p->n; i++) fn(ctx, i, p->n);
+void ek_pool_run_n(ek_pool *p, ek_task_fn fn, void *ctx, int n_tasks) {
+    if (n_tasks <= 0) return;
+    if (p == NULL || p->n == 1 || n_tasks == 1 ||
+        atomic_exchange_explicit(&p->busy, 1, memory_order_acquire) != 0) {
+        // single thread, single task, or nested/concurrent use: run everything here
+        for (int i = 0; i < n_tasks; i++) fn(ctx, i, n_tasks);
         return;
     }
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store_explicit(&p->remaining, (uint32_t)(p->n - 1), memory_order_relaxed);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->claim, ((uint64_t)(uint32_t)n_tasks << 32) | 1u, memory_order_release);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&p->sleepers, memory_order_seq_cst) > 0) ek_futex_wake_all(&p->gen);
 
-    fn(ctx, 0, p->n);
+    fn(ctx, 0, n_tasks);
+    atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    ek_pool_work(p);   // take tasks no worker has claimed yet
 
-    if (atomic_load_explicit(&p->remaining, memory_order_acquire) != 0 &&
-        !ek_spin_until_zero(&p->remaining, atomic_load_explicit(&p->spin_ns, memory_order_relaxed))) {
-        // a worker is slow (probably preempted): sleep until the last one wakes us
+    const uint32_t want = (uint32_t)n_tasks;
+    if (atomic_load_explicit(&p->done, memory_order_acquire) != want &&
+        !ek_spin_until(&p->done, want, atomic_load_explicit(&p->spin_ns, memory_order_relaxed))) {
+        // a worker holding a task is slow (probably preempted): sleep until it is done
         atomic_store_explicit(&p->caller_sleeping, 1, memory_order_seq_cst);
-        uint32_t r;
-        while ((r = atomic_load_explicit(&p->remaining, memory_order_seq_cst)) != 0)
-            ek_futex_wait(&p->remaining, r);
+        uint32_t d;
+        while ((d = atomic_load_explicit(&p->done, memory_order_seq_cst)) != want) ek_futex_wait(&p->done, d);
         atomic_store_explicit(&p->caller_sleeping, 0, memory_order_relaxed);
     }
     atomic_store_explicit(&p->busy, 0, memory_order_release);
+}
+
+void ek_pool_run(ek_pool *p, ek_task_fn fn, void *ctx) {
+    ek_pool_run_n(p, fn, ctx, p == NULL ? 1 : p->n);
 }
 
 // ---- multi-job Q8_0 matvec -----------------------------------------------------------
@@ -292,8 +320,17 @@ void ek_pool_matvec_q8_0(ek_pool *p, const ek_matvec_job *jobs, int n_jobs) {
     for (int j = 0; j < n_jobs; j++) {
         c.start[j] = c.total;
         const int64_t nr = jobs[j].nrows > 0 ? jobs[j].nrows : 0;
-        c.total += nr * (jobs[j].ncols / 32);
+        const int64_t nb = jobs[j].ncols / 32;
+        if (nb <= 0) {   // empty rows: every dot product is 0
+            for (int64_t r = 0; r < nr; r++) jobs[j].y[r] = 0.0f;
+        }
+        c.total += nr * (nb > 0 ? nb : 0);
     }
     if (c.total == 0) return;
-    ek_pool_run(p, ek_mv_task, &c);
+    // two tasks per thread when each still gets >= ~64 KiB of weights
+    const int nth = ek_pool_size(p);
+    const int64_t per_task_blocks = 64 * 1024 / 34;
+    int n_tasks = nth;
+    if (nth > 1 && c.total >= (int64_t)2 * nth * per_task_blocks) n_tasks = 2 * nth;
+    ek_pool_run_n(p, ek_mv_task, &c, n_tasks);
 }

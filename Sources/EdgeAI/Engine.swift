@@ -39,6 +39,8 @@ final class ModelEngine: @unchecked Sendable {
     let eosText: String
     let contextWindow: Int
     let queue: DispatchQueue
+    /// Prefill on the batch-invariant path (see `generateThrowing`).
+    let exactPrefill: Bool
 
     // Confined to `queue`.
     private var session: LlamaSession?
@@ -52,8 +54,9 @@ final class ModelEngine: @unchecked Sendable {
     /// Default cap on the context window when neither the catalog nor the caller gives one.
     static let defaultContextCap = 8192
 
-    init(info: ModelInfo, threads: Int) throws {
+    init(info: ModelInfo, threads: Int, exactPrefill: Bool) throws {
         self.info = info
+        self.exactPrefill = exactPrefill
         guard FileManager.default.fileExists(atPath: info.path) else {
             throw AIError.internal("Model file for \(info.id) not found at \(info.path). Run Models/setup.sh to download the default model, or register the path of a GGUF file.")
         }
@@ -146,8 +149,13 @@ final class ModelEngine: @unchecked Sendable {
         session.truncate(to: common)
         cachedTokens.removeSubrange(common...)
 
-        // Prefill the suffix in the model's own batch size, checking for cancellation in between.
-        let batch = max(1, model.options.maxBatch)
+        // Prefill the suffix, checking for cancellation between batches. Batches stay below the
+        // model's BLAS threshold so every token goes through the int8 path, whose results do not
+        // depend on how tokens are batched (the BLAS path's do): a prompt then gets exactly the
+        // same logits whether its prefix came from the cache or not, and the same as llama.cpp.
+        let batch = exactPrefill
+            ? max(1, min(model.options.maxBatch, model.options.minBatchForBLAS - 1))
+            : max(1, model.options.maxBatch)
         var logits: [Float] = []
         var i = common
         do {

@@ -187,6 +187,7 @@ public final class LlamaSession {
             for i in 0..<n { ek_rmsnorm_f32(s.xb + i * d, s.x + i * d, L.attnNorm, Int64(d), eps) }
             // q | k | v = xb · [Wq; Wk; Wv]^T                             qkv: [n, dq + 2 dkv]
             if let F {
+                roundToQ8(s.xb, rows: n, width: d, stride: d, scratch: s.xq)
                 gemm(n, qkvWidth, d, s.xb, d, F + model.floatLayout.q, d, s.qkv, qkvWidth)
             } else {
                 quantizeRows(s.xb, n, into: s.xq)
@@ -223,6 +224,7 @@ public final class LlamaSession {
             }
             // x += att · Wo^T                                             x: [n, d]
             if let F {
+                roundToQ8(s.att, rows: n, width: dq, stride: dq, scratch: s.attq)
                 gemm(n, d, dq, s.att, dq, F + model.floatLayout.o, dq, s.x, d, beta: 1)
             } else {
                 var t = matvecTask(s.attq, q8Row.dq, cols: dq, n, yStride: d)
@@ -235,6 +237,7 @@ public final class LlamaSession {
             for i in 0..<n { ek_rmsnorm_f32(s.xb + i * d, s.x + i * d, L.ffnNorm, Int64(d), eps) }
             // h = silu(xb · Wg^T) * (xb · Wu^T)                           h: [n, ff] over the gate half of gu
             if let F {
+                roundToQ8(s.xb, rows: n, width: d, stride: d, scratch: s.xq)
                 gemm(n, 2 * ff, d, s.xb, d, F + model.floatLayout.gate, d, s.gu, 2 * ff)
                 for i in 0..<n {
                     let row = s.gu + i * 2 * ff
@@ -250,6 +253,7 @@ public final class LlamaSession {
             }
             // x += h · Wd^T                                               x: [n, d]
             if let F {
+                roundToQ8(s.gu, rows: n, width: ff, stride: 2 * ff, scratch: s.hq)
                 gemm(n, d, ff, s.gu, 2 * ff, F + model.floatLayout.down, ff, s.x, d, beta: 1)
             } else {
                 var t = matvecTask(s.hq, q8Row.ff, cols: ff, n, yStride: d)
@@ -265,6 +269,7 @@ public final class LlamaSession {
         let r0 = outRows.lowerBound, rows = outRows.count
         for r in outRows { ek_rmsnorm_f32(s.xb + r * d, s.x + r * d, W.outputNorm, Int64(d), eps) }
         if blas && rows > 1 {
+            roundToQ8(s.xb + r0 * d, rows: rows, width: d, stride: d, scratch: s.xq)
             blasOutput(s.xb + r0 * d, rows: rows, logits: logits)
         } else {
             quantizeRows(s.xb + r0 * d, rows, into: s.xq)
@@ -278,6 +283,17 @@ public final class LlamaSession {
     @inline(__always)
     private func quantizeRows(_ x: UnsafePointer<Float>, _ n: Int, into q: UnsafeMutableRawPointer) {
         for i in 0..<n { ek_quantize_row_q8_0(x + i * d, q + i * q8Row.d, Int64(d)) }
+    }
+
+    /// Rounds rows of activations to the values their Q8_0 quantization represents, in place, so
+    /// the float products of the BLAS path see what llama.cpp's int8 products see (it quantizes
+    /// every activation row to Q8_0 before multiplying); only the order of the sums differs.
+    @inline(__always)
+    private func roundToQ8(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, stride: Int, scratch: UnsafeMutableRawPointer) {
+        for i in 0..<rows {
+            ek_quantize_row_q8_0(x + i * stride, scratch, Int64(width))
+            ek_dequantize_row_q8_0(scratch, x + i * stride, Int64(width))
+        }
     }
 
     /// A one-part int8 matrix-vector task over n tokens (fill in w/y/acc/rows).
@@ -315,6 +331,8 @@ public final class LlamaSession {
                 ek_f16_to_f32_row(vc + g * hd * contextLength + e * contextLength, Vt + e * keysTotal, Int64(keysTotal))
             }
             for h in (g * group)..<((g + 1) * group) {
+                // q rounded to f16 as llama.cpp does before its f16 products
+                for i in 0..<n { ek_round_f16_f32(s.qkv + i * qkvWidth + h * hd, Int64(hd)) }
                 var i0 = 0
                 while i0 < n {
                     let i1 = min(n, i0 + attentionBlock), rows = i1 - i0, keys = pos0 + i1
@@ -324,6 +342,7 @@ public final class LlamaSession {
                         let valid = pos0 + i0 + r + 1
                         let row = b.scores + r * keys
                         ek_softmax_f32(row, Int64(valid), 1)
+                        ek_round_f16_f32(row, Int64(valid))   // probabilities -> f16, as llama.cpp
                         if valid < keys { (row + valid).update(repeating: 0, count: keys - valid) }
                     }
                     // att[i0..<i1, head h] = S · V[0..<keys] = S · (V^T[:, 0..<keys])^T

@@ -15,12 +15,18 @@ extension Tokenizer {
     public func encode(_ text: String, addSpecial: Bool = true, parseSpecial: Bool = false) -> [Int32] {
         var text = text
         return text.withUTF8 { buf in
-            encode(bytes: buf, addSpecial: addSpecial, parseSpecial: parseSpecial)
+            encode(bytes: buf, addSpecial: addSpecial, parseSpecial: parseSpecial, validUTF8: true)
         }
     }
 
-    /// As `encode(_:)` for UTF-8 bytes (malformed sequences are handled as llama.cpp does).
+    /// As `encode(_:)` for UTF-8 bytes. Malformed UTF-8 is handled as llama.cpp
+    /// does: SentencePiece encodes the bytes as they are; BPE and WordPiece
+    /// see each malformed byte as U+FFFD.
     public func encode(bytes buf: UnsafeBufferPointer<UInt8>, addSpecial: Bool = true, parseSpecial: Bool = false) -> [Int32] {
+        return encode(bytes: buf, addSpecial: addSpecial, parseSpecial: parseSpecial, validUTF8: isValidUTF8(buf))
+    }
+
+    func encode(bytes buf: UnsafeBufferPointer<UInt8>, addSpecial: Bool, parseSpecial: Bool, validUTF8: Bool) -> [Int32] {
         var out = [Int32]()
         out.reserveCapacity(buf.count / 3 + 4)
         let fragments: [Fragment]
@@ -60,13 +66,24 @@ extension Tokenizer {
             let scratch = BPEModel.Scratch()
             var wordEnds = [Int32]()
             var escaped = [UInt8]()
+            var repaired = [UInt8]()
             for f in fragments {
                 switch f {
                 case .text(let a, let e):
                     wordEnds.removeAll(keepingCapacity: true)
-                    if escapeWhitespace {
+                    if escapeWhitespace || !validUTF8 {
                         escaped.removeAll(keepingCapacity: true)
-                        appendEscapingSpaces(p + a, e - a, to: &escaped)
+                        if escapeWhitespace {
+                            appendEscapingSpaces(p + a, e - a, to: &escaped)
+                        } else {
+                            escaped.append(contentsOf: UnsafeBufferPointer(start: p + a, count: e - a))
+                        }
+                        if !validUTF8 {
+                            // llama.cpp splits on code points and rebuilds the words from them.
+                            repaired.removeAll(keepingCapacity: true)
+                            escaped.withUnsafeBufferPointer { appendCanonicalUTF8($0.baseAddress!, $0.count, to: &repaired) }
+                            swap(&escaped, &repaired)
+                        }
                         escaped.withUnsafeBufferPointer { eb in
                             let q = eb.baseAddress!
                             pre.split(q, eb.count, scratch: preScratch, wordEnds: &wordEnds)
@@ -170,6 +187,46 @@ extension Tokenizer {
             fragments = next
         }
         return fragments
+    }
+}
+
+func isValidUTF8(_ buf: UnsafeBufferPointer<UInt8>) -> Bool {
+    if !buf.contains(where: { $0 >= 0x80 }) { return true }
+    var it = buf.makeIterator()
+    var decoder = UTF8()
+    while true {
+        switch decoder.decode(&it) {
+        case .scalarValue: continue
+        case .emptyInput: return true
+        case .error: return false
+        }
+    }
+}
+
+/// Appends the UTF-8 of the code points llama.cpp decodes from `p[0..<n]`
+/// (each malformed byte becomes U+FFFD).
+func appendCanonicalUTF8(_ p: UnsafePointer<UInt8>, _ n: Int, to out: inout [UInt8]) {
+    var i = 0
+    while i < n {
+        let (decoded, len) = decodeCodepoint(p, i, n)
+        i += len
+        let cp = decoded <= 0x10FFFF ? decoded : 0xFFFD
+        switch cp {
+        case 0..<0x80:
+            out.append(UInt8(cp))
+        case 0x80..<0x800:
+            out.append(UInt8(0xC0 | (cp >> 6)))
+            out.append(UInt8(0x80 | (cp & 0x3F)))
+        case 0x800..<0x10000:
+            out.append(UInt8(0xE0 | (cp >> 12)))
+            out.append(UInt8(0x80 | ((cp >> 6) & 0x3F)))
+            out.append(UInt8(0x80 | (cp & 0x3F)))
+        default:
+            out.append(UInt8(0xF0 | (cp >> 18)))
+            out.append(UInt8(0x80 | ((cp >> 12) & 0x3F)))
+            out.append(UInt8(0x80 | ((cp >> 6) & 0x3F)))
+            out.append(UInt8(0x80 | (cp & 0x3F)))
+        }
     }
 }
 

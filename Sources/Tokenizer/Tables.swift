@@ -54,8 +54,12 @@ func bytesEqual(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) 
     return true
 }
 
-/// Map from byte strings to `Int32` values (open addressing; keys stored
-/// contiguously). Filled while a vocabulary is loaded, read-only afterwards.
+/// Map from byte strings to `Int32` values (open addressing). Filled while
+/// a vocabulary is loaded, read-only afterwards.
+///
+/// Each slot holds the key's first 8 bytes and its length, so looking up a
+/// key of up to 8 bytes (most tokens) touches one slot only; longer keys are
+/// compared against the copy kept in `storage`.
 final class ByteStringMap: @unchecked Sendable {
     struct Entry {
         var offset: Int32
@@ -63,21 +67,25 @@ final class ByteStringMap: @unchecked Sendable {
         var value: Int32
     }
 
-    private(set) var storage: UnsafeMutablePointer<UInt8>
+    private var storage: UnsafeMutablePointer<UInt8>
     private var storageCapacity: Int
     private var storageCount: Int
-    private(set) var entries: UnsafeMutablePointer<Entry>
+    private var entries: UnsafeMutablePointer<Entry>
     private var entryCapacity: Int
     private(set) var count: Int
-    /// Per slot: high 32 bits = hash tag, low 32 bits = entry index + 1 (0 = empty).
+    /// Two words per slot: the key's first 8 bytes (zero-padded), then
+    /// `(length + 1) << 32 | payload` where payload is the value (keys of up
+    /// to 8 bytes) or the entry index (longer keys); 0 = empty.
     private var slots: UnsafeMutablePointer<UInt64>
     private var mask: Int
+
+    static let maxKeyLength = 1 << 30
 
     init(expectedCount: Int, expectedBytes: Int = 0) {
         var cap = 16
         while cap < expectedCount * 2 { cap <<= 1 }
-        slots = .allocate(capacity: cap)
-        slots.initialize(repeating: 0, count: cap)
+        slots = .allocate(capacity: 2 * cap)
+        slots.initialize(repeating: 0, count: 2 * cap)
         mask = cap - 1
         entryCapacity = max(expectedCount, 16)
         entries = .allocate(capacity: entryCapacity)
@@ -93,24 +101,45 @@ final class ByteStringMap: @unchecked Sendable {
         slots.deallocate()
     }
 
+    /// The first (up to) 8 bytes as a little-endian word, zero-padded.
     @inline(__always)
-    private static func tag(_ h: UInt64) -> UInt64 { h & 0xFFFF_FFFF_0000_0000 }
+    private static func prefix(_ p: UnsafePointer<UInt8>, _ n: Int) -> UInt64 {
+        if n >= 8 { return UInt64(littleEndian: UnsafeRawPointer(p).loadUnaligned(as: UInt64.self)) }
+        var w: UInt64 = 0
+        var i = 0
+        while i < n {
+            w |= UInt64(p[i]) << (8 * UInt64(i))
+            i &+= 1
+        }
+        return w
+    }
+
+    /// Slot index of the key, or of the empty slot where it belongs.
+    @inline(__always)
+    private func probe(_ p: UnsafePointer<UInt8>, _ n: Int, _ h: UInt64) -> (slot: Int, found: Bool) {
+        let key8 = ByteStringMap.prefix(p, n)
+        let lenTag = UInt64(n &+ 1) << 32
+        var slot = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let w1 = slots[2 &* slot &+ 1]
+            if w1 == 0 { return (slot, false) }
+            if w1 & 0xFFFF_FFFF_0000_0000 == lenTag && slots[2 &* slot] == key8 {
+                if n <= 8 { return (slot, true) }
+                let e = entries[Int(truncatingIfNeeded: w1 & 0xFFFF_FFFF)]
+                if bytesEqual(storage + Int(e.offset) + 8, p + 8, n - 8) { return (slot, true) }
+            }
+            slot = (slot &+ 1) & mask
+        }
+    }
 
     /// The value for the key, or -1.
     @inline(__always)
     func find(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32 {
-        let h = hashBytes(p, n)
-        let t = ByteStringMap.tag(h)
-        var slot = Int(truncatingIfNeeded: h) & mask
-        while true {
-            let v = slots[slot]
-            if v == 0 { return -1 }
-            if v & 0xFFFF_FFFF_0000_0000 == t {
-                let e = entries[Int(truncatingIfNeeded: v & 0xFFFF_FFFF) - 1]
-                if Int(e.length) == n && bytesEqual(storage + Int(e.offset), p, n) { return e.value }
-            }
-            slot = (slot &+ 1) & mask
-        }
+        guard n < ByteStringMap.maxKeyLength else { return -1 }
+        let (slot, found) = probe(p, n, hashBytes(p, n))
+        guard found else { return -1 }
+        let payload = Int32(truncatingIfNeeded: slots[2 &* slot &+ 1] & 0xFFFF_FFFF)
+        return n <= 8 ? payload : entries[Int(payload)].value
     }
 
     func find(_ bytes: [UInt8]) -> Int32 {
@@ -118,30 +147,27 @@ final class ByteStringMap: @unchecked Sendable {
     }
 
     /// Inserts the key with `value`, or (if present) replaces its value when
-    /// `overwrite`; returns the value now stored for the key.
+    /// `overwrite`; returns the value now stored for the key (-1 for a key
+    /// too long to store).
     @discardableResult
     func insert(_ p: UnsafePointer<UInt8>, _ n: Int, value: Int32, overwrite: Bool) -> Int32 {
+        guard n < ByteStringMap.maxKeyLength, storageCount + n < Int(Int32.max), count < Int(Int32.max) - 1 else { return -1 }
         if (count + 1) * 2 > mask + 1 { rehash(capacity: (mask + 1) * 2) }
-        let h = hashBytes(p, n)
-        let t = ByteStringMap.tag(h)
-        var slot = Int(truncatingIfNeeded: h) & mask
-        while true {
-            let v = slots[slot]
-            if v == 0 { break }
-            if v & 0xFFFF_FFFF_0000_0000 == t {
-                let k = Int(truncatingIfNeeded: v & 0xFFFF_FFFF) - 1
-                let e = entries[k]
-                if Int(e.length) == n && bytesEqual(storage + Int(e.offset), p, n) {
-                    if overwrite { entries[k].value = value }
-                    return entries[k].value
-                }
+        let (slot, found) = probe(p, n, hashBytes(p, n))
+        if found {
+            let w1 = slots[2 * slot + 1]
+            if n <= 8 {
+                if overwrite { slots[2 * slot + 1] = (w1 & 0xFFFF_FFFF_0000_0000) | UInt64(UInt32(bitPattern: value)) }
+                return Int32(truncatingIfNeeded: slots[2 * slot + 1] & 0xFFFF_FFFF)
             }
-            slot = (slot &+ 1) & mask
+            let k = Int(truncatingIfNeeded: w1 & 0xFFFF_FFFF)
+            if overwrite { entries[k].value = value }
+            return entries[k].value
         }
         if count == entryCapacity {
             let newCap = entryCapacity * 2
             let en = UnsafeMutablePointer<Entry>.allocate(capacity: newCap)
-            en.update(from: entries, count: count)
+            en.moveInitialize(from: entries, count: count)
             entries.deallocate()
             entries = en
             entryCapacity = newCap
@@ -158,8 +184,10 @@ final class ByteStringMap: @unchecked Sendable {
         (entries + count).initialize(to: Entry(offset: Int32(truncatingIfNeeded: storageCount),
                                               length: Int32(truncatingIfNeeded: n), value: value))
         storageCount += n
+        let payload = n <= 8 ? UInt64(UInt32(bitPattern: value)) : UInt64(count)
+        slots[2 * slot] = ByteStringMap.prefix(p, n)
+        slots[2 * slot + 1] = UInt64(n + 1) << 32 | payload
         count += 1
-        slots[slot] = t | UInt64(count)
         return value
     }
 
@@ -169,32 +197,40 @@ final class ByteStringMap: @unchecked Sendable {
     }
 
     private func rehash(capacity cap: Int) {
-        slots.deallocate()
-        slots = .allocate(capacity: cap)
-        slots.initialize(repeating: 0, count: cap)
+        let old = slots
+        let oldCap = mask + 1
+        slots = .allocate(capacity: 2 * cap)
+        slots.initialize(repeating: 0, count: 2 * cap)
         mask = cap - 1
-        for k in 0..<count {
-            let e = entries[k]
-            let h = hashBytes(storage + Int(e.offset), Int(e.length))
+        for s in 0..<oldCap where old[2 * s + 1] != 0 {
+            let w0 = old[2 * s], w1 = old[2 * s + 1]
+            let n = Int(w1 >> 32) - 1
+            let h: UInt64
+            if n <= 8 {
+                var k = w0.littleEndian
+                h = withUnsafeBytes(of: &k) { hashBytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), n) }
+            } else {
+                let e = entries[Int(truncatingIfNeeded: w1 & 0xFFFF_FFFF)]
+                h = hashBytes(storage + Int(e.offset), n)
+            }
             var slot = Int(truncatingIfNeeded: h) & mask
-            while slots[slot] != 0 { slot = (slot &+ 1) & mask }
-            slots[slot] = ByteStringMap.tag(h) | UInt64(k + 1)
+            while slots[2 * slot + 1] != 0 { slot = (slot &+ 1) & mask }
+            slots[2 * slot] = w0
+            slots[2 * slot + 1] = w1
         }
-    }
-
-    /// Key `k` (insertion order) as a pointer and length.
-    @inline(__always)
-    func key(_ k: Int) -> (UnsafePointer<UInt8>, Int) {
-        let e = entries[k]
-        return (UnsafePointer(storage + Int(e.offset)), Int(e.length))
+        old.deallocate()
     }
 }
 
 /// Immutable map from a pair of symbol ids to (merge rank, merged symbol id).
 final class PairMap: @unchecked Sendable {
-    private let keys: UnsafeMutablePointer<UInt64>
-    private let ranks: UnsafeMutablePointer<Int32>
-    private let results: UnsafeMutablePointer<Int32>
+    struct Slot {
+        var key: UInt64
+        var rank: Int32
+        var result: Int32
+    }
+
+    private let slots: UnsafeMutablePointer<Slot>
     private let mask: Int
     let count: Int
 
@@ -204,36 +240,26 @@ final class PairMap: @unchecked Sendable {
     init(_ entries: [(Int32, Int32, Int32, Int32)]) {
         var cap = 16
         while cap < entries.count * 2 { cap <<= 1 }
-        keys = .allocate(capacity: cap)
-        keys.initialize(repeating: PairMap.empty, count: cap)
-        ranks = .allocate(capacity: cap)
-        ranks.initialize(repeating: 0, count: cap)
-        results = .allocate(capacity: cap)
-        results.initialize(repeating: 0, count: cap)
+        slots = .allocate(capacity: cap)
+        slots.initialize(repeating: Slot(key: PairMap.empty, rank: 0, result: 0), count: cap)
         mask = cap - 1
         var n = 0
         for (l, r, rank, res) in entries {
             let key = PairMap.key(l, r)
             var slot = PairMap.slot(key) & mask
             var exists = false
-            while keys[slot] != PairMap.empty {
-                if keys[slot] == key { exists = true; break }
+            while slots[slot].key != PairMap.empty {
+                if slots[slot].key == key { exists = true; break }
                 slot = (slot + 1) & mask
             }
             if exists { continue }
-            keys[slot] = key
-            ranks[slot] = rank
-            results[slot] = res
+            slots[slot] = Slot(key: key, rank: rank, result: res)
             n += 1
         }
         count = n
     }
 
-    deinit {
-        keys.deallocate()
-        ranks.deallocate()
-        results.deallocate()
-    }
+    deinit { slots.deallocate() }
 
     @inline(__always)
     static func key(_ l: Int32, _ r: Int32) -> UInt64 {
@@ -251,9 +277,9 @@ final class PairMap: @unchecked Sendable {
         let key = PairMap.key(l, r)
         var slot = PairMap.slot(key) & mask
         while true {
-            let k = keys[slot]
-            if k == key { return (ranks[slot], results[slot]) }
-            if k == PairMap.empty { return (.max, -1) }
+            let s = slots[slot]
+            if s.key == key { return (s.rank, s.result) }
+            if s.key == PairMap.empty { return (.max, -1) }
             slot = (slot &+ 1) & mask
         }
     }

@@ -368,47 +368,50 @@ public final class Tokenizer: @unchecked Sendable {
         let n = texts.count
         let b = ByteStringMap(expectedCount: n + merges.count / 4)
         // Vocabulary: raw bytes of each token (byte-level: decoded from the GPT-2 alphabet).
-        var buf = [UInt8]()
-        buf.reserveCapacity(256)
-        for i in 0..<n {
-            withUTF8Bytes(texts[i]) { u in
-                if cfg.byteLevel {
-                    buf.removeAll(keepingCapacity: true)
-                    if ByteLevel.decode(u.baseAddress!, u.count, into: &buf) {
-                        b.insert(buf, value: Int32(i), overwrite: true)
+        let scratch = ScratchBuffer<UInt8>()
+        ByteLevel.codepointToByte.withUnsafeBufferPointer { cmap in
+            for i in 0..<n {
+                withUTF8Bytes(texts[i]) { u in
+                    if cfg.byteLevel {
+                        scratch.ensure(u.count)
+                        let c = ByteLevel.decode(u.baseAddress!, u.count, to: scratch.ptr, map: cmap)
+                        if c >= 0 { b.insert(scratch.ptr, c, value: Int32(i), overwrite: true) }
+                    } else {
+                        b.insert(u.baseAddress!, u.count, value: Int32(i), overwrite: true)
                     }
-                } else {
-                    b.insert(u.baseAddress!, u.count, value: Int32(i), overwrite: true)
                 }
             }
         }
         // Merges: "left right", rank = position in the list.
         var entries = [(Int32, Int32, Int32, Int32)]()
         entries.reserveCapacity(merges.count)
-        for (rank, merge) in merges.enumerated() {
-            withUTF8Bytes(merge) { u in
-                let m = u.count
-                guard m >= 3, let base = u.baseAddress else { return }
-                var sp = -1
-                for j in 1..<m where base[j] == 0x20 { sp = j; break }
-                guard sp > 0, sp < m - 1 else { return }
-                // left and right parts, as raw bytes, one after the other in `buf`
-                buf.removeAll(keepingCapacity: true)
-                let ln: Int
-                if cfg.byteLevel {
-                    guard ByteLevel.decode(base, sp, into: &buf) else { return }
-                    ln = buf.count
-                    guard ByteLevel.decode(base + sp + 1, m - sp - 1, into: &buf) else { return }
-                } else {
-                    buf.append(contentsOf: UnsafeBufferPointer(start: base, count: sp))
-                    ln = sp
-                    buf.append(contentsOf: UnsafeBufferPointer(start: base + sp + 1, count: m - sp - 1))
-                }
-                buf.withUnsafeBufferPointer { jb in
-                    let q = jb.baseAddress!
+        ByteLevel.codepointToByte.withUnsafeBufferPointer { cmap in
+            for (rank, merge) in merges.enumerated() {
+                withUTF8Bytes(merge) { u in
+                    let m = u.count
+                    guard m >= 3, let base = u.baseAddress else { return }
+                    var sp = -1
+                    for j in 1..<m where base[j] == 0x20 { sp = j; break }
+                    guard sp > 0, sp < m - 1 else { return }
+                    // left and right parts, as raw bytes, one after the other
+                    scratch.ensure(m)
+                    let q = scratch.ptr
+                    let ln: Int, rn: Int
+                    if cfg.byteLevel {
+                        ln = ByteLevel.decode(base, sp, to: q, map: cmap)
+                        guard ln >= 0 else { return }
+                        rn = ByteLevel.decode(base + sp + 1, m - sp - 1, to: q + ln, map: cmap)
+                        guard rn >= 0 else { return }
+                    } else {
+                        ln = sp
+                        rn = m - sp - 1
+                        q.update(from: base, count: ln)
+                        (q + ln).update(from: base + sp + 1, count: rn)
+                    }
                     let l = b.insert(q, ln, value: Int32(b.count), overwrite: false)
-                    let r = b.insert(q + ln, jb.count - ln, value: Int32(b.count), overwrite: false)
-                    let res = b.insert(q, jb.count, value: Int32(b.count), overwrite: false)
+                    let r = b.insert(q + ln, rn, value: Int32(b.count), overwrite: false)
+                    let res = b.insert(q, ln + rn, value: Int32(b.count), overwrite: false)
+                    guard l >= 0, r >= 0, res >= 0 else { return }
                     entries.append((l, r, Int32(rank), res))
                 }
             }

@@ -195,6 +195,34 @@ enum ByteLevel {
         return map
     }()
 
+    /// Decodes a byte-level string to raw bytes written to `out` (room for
+    /// `n` bytes is enough); returns the count, or -1 if the string holds a
+    /// character outside the 256-character alphabet.
+    @inline(__always)
+    static func decode(_ p: UnsafePointer<UInt8>, _ n: Int, to out: UnsafeMutablePointer<UInt8>,
+                       map: UnsafeBufferPointer<Int16>) -> Int {
+        var i = 0
+        var o = 0
+        while i < n {
+            let b0 = p[i]
+            let cp: UInt32
+            if b0 < 0x80 {
+                cp = UInt32(b0)
+                i += 1
+            } else {
+                let (c, len) = decodeCodepoint(p, i, n)
+                cp = c
+                i += len
+            }
+            guard cp < 0x144 else { return -1 }
+            let b = map[Int(cp)]
+            guard b >= 0 else { return -1 }
+            out[o] = UInt8(truncatingIfNeeded: b)
+            o += 1
+        }
+        return o
+    }
+
     /// Decodes a byte-level string to raw bytes, appending them to `out`;
     /// false (with `out` partly appended) if it holds a character outside the
     /// 256-character alphabet.

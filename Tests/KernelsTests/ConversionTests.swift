@@ -114,6 +114,23 @@ final class ConversionTests: XCTestCase {
         XCTAssertGreaterThan(checked, 200_000)
     }
 
+    func testHugeAllocation() {
+        XCTAssertNil(ek_alloc_huge(0))
+        for bytes in [1, 4096, 3 << 20, (2 << 20) + 17] {
+            guard let p = ek_alloc_huge(bytes) else { return XCTFail("alloc \(bytes)") }
+            XCTAssertEqual(Int(bitPattern: p) % (2 << 20), 0, "2 MiB aligned")
+            let b = p.assumingMemoryBound(to: UInt8.self)
+            XCTAssertEqual(b[0], 0)
+            XCTAssertEqual(b[bytes - 1], 0)
+            for i in Swift.stride(from: 0, to: bytes, by: 4096) { b[i] = UInt8(truncatingIfNeeded: i / 4096 + 1) }
+            b[bytes - 1] = 0xAB
+            for i in Swift.stride(from: 0, to: bytes - 1, by: 4096) { XCTAssertEqual(b[i], UInt8(truncatingIfNeeded: i / 4096 + 1)) }
+            XCTAssertEqual(b[bytes - 1], 0xAB)
+            ek_free_huge(p, bytes)
+        }
+        ek_free_huge(nil, 10)
+    }
+
     func testBF16() {
         XCTAssertEqual(ek_bf16_to_fp32(0x3f80), 1)
         XCTAssertEqual(ek_bf16_to_fp32(0xc040), -3)

@@ -153,6 +153,28 @@ final class DotTests: XCTestCase {
         }
     }
 
+    func testEmptyRowsGiveZero() {
+        let w: [UInt8] = [0], x: [UInt8] = [0]
+        for path in KernelPath.runnable {
+            var y = [Float](repeating: .nan, count: 6)
+            path.matvec(w, 0, 0, 6, x, &y)
+            XCTAssertEqual(y, [Float](repeating: 0, count: 6), "\(path)")
+            XCTAssertEqual(path.dot(0, w, x), 0)
+        }
+        var y = [Float](repeating: .nan, count: 6)
+        y.withUnsafeMutableBufferPointer { yp in
+            w.withUnsafeBytes { wp in
+                x.withUnsafeBytes { xp in
+                    var job = ek_matvec_job(w: wp.baseAddress, xq: xp.baseAddress, y: yp.baseAddress, nrows: 6, ncols: 0)
+                    let pool = ek_pool_create(2)
+                    ek_pool_matvec_q8_0(pool, &job, 1)
+                    ek_pool_destroy(pool)
+                }
+            }
+        }
+        XCTAssertEqual(y, [Float](repeating: 0, count: 6))
+    }
+
     func testVecDotF32() {
         var g = SplitMix64(seed: 50)
         for n in [0, 1, 5, 8, 15, 16, 17, 31, 32, 33, 64, 100, 576, 1537] {

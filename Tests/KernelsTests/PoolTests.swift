@@ -35,23 +35,47 @@ private let recordTask: ek_task_fn = { ctx, ith, nth in
 
 private struct PoolRef: @unchecked Sendable { let p: OpaquePointer }
 
+private final class Box<T>: @unchecked Sendable { var value: T; init(_ v: T) { value = v } }
+
+/// Runs body on its own thread and fails (instead of hanging the whole test run) if it does
+/// not finish in time - a broken pool protocol shows up as a deadlock.
+@discardableResult
+private func withWatchdog(seconds: Double = 120, _ what: String, file: StaticString = #filePath, line: UInt = #line,
+                          _ body: @escaping @Sendable () -> Void) -> Bool {
+    let done = DispatchSemaphore(value: 0)
+    Thread {
+        body()
+        done.signal()
+    }.start()
+    if done.wait(timeout: .now() + seconds) == .timedOut {
+        XCTFail("\(what) did not finish within \(Int(seconds)) s (deadlock?)", file: file, line: line)
+        return false
+    }
+    return true
+}
+
 final class PoolTests: XCTestCase {
     private let cores = ProcessInfo.processInfo.activeProcessorCount
 
     private func exercise(pool: OpaquePointer?, runs: Int, file: StaticString = #filePath, line: UInt = #line) {
         let n = Int(ek_pool_size(pool))
         let log = Log()
-        defer { log.free() }
-        for run in 1...runs {
-            log.runID = run
-            ek_pool_run(pool, recordTask, log.base)
-            for i in 0..<n where log.stamp(i) != run || log.nth(i) != n {
-                XCTFail("size \(n) run \(run): part \(i) stamp \(log.stamp(i)) nth \(log.nth(i))", file: file, line: line)
-                return
+        let ref = pool.map { PoolRef(p: $0) }
+        let failure = Box<String?>(nil)
+        let finished = withWatchdog("\(runs) runs on a pool of \(n)", file: file, line: line) {
+            for run in 1...runs {
+                log.runID = run
+                ek_pool_run(ref?.p, recordTask, log.base)
+                for i in 0..<n where log.stamp(i) != run || log.nth(i) != n {
+                    failure.value = "size \(n) run \(run): part \(i) stamp \(log.stamp(i)) nth \(log.nth(i))"
+                    return
+                }
             }
         }
+        if let f = failure.value { XCTFail(f, file: file, line: line) }
         for i in 0..<n { XCTAssertEqual(log.count(i), runs, "size \(n) part \(i)", file: file, line: line) }
         XCTAssertEqual(log.count(n), 0, "no part beyond nth", file: file, line: line)
+        if finished { log.free() }   // a stuck thread may still write to it
     }
 
     func testEachPartRunsExactlyOncePerCall() {
@@ -62,6 +86,43 @@ final class PoolTests: XCTestCase {
             if n > cores { ek_pool_set_spin_us(pool, 0) }
             exercise(pool: pool, runs: n > cores ? 300 : 5_000)
             ek_pool_destroy(pool)
+        }
+    }
+
+    func testRunNHandsOutEveryTaskOnce() {
+        // slots: [0] caller thread id, [1] thread id that ran task 0, [2 + i] count of task i
+        let maxTasks = 1000
+        let slots = UnsafeMutablePointer<UInt>.allocate(capacity: 2 + maxTasks)
+        defer { slots.deallocate() }
+        let task: ek_task_fn = { ctx, i, n in
+            let s = ctx!.assumingMemoryBound(to: UInt.self)
+            if i == 0 { s[1] = UInt(pthread_self()) }
+            s[2 + Int(i)] += 1
+            if n > 1 && i % 3 == 1 { usleep(1) }   // uneven task lengths
+        }
+        for threads: Int32 in [1, 2, 3, 4] {
+            let pool = ek_pool_create(threads)
+            defer { ek_pool_destroy(pool) }
+            for nTasks in [1, 2, 3, 7, 64, maxTasks] {
+                for _ in 0..<(nTasks > 100 ? 3 : 50) {
+                    slots.initialize(repeating: 0, count: 2 + maxTasks)
+                    slots[0] = UInt(pthread_self())
+                    let (ref, sp) = (pool.map { PoolRef(p: $0) }, Box(slots))
+                    withWatchdog("run_n \(nTasks) tasks on \(threads) threads") {
+                        sp.value[0] = UInt(pthread_self())
+                        ek_pool_run_n(ref?.p, task, sp.value, Int32(nTasks))
+                    }
+                    XCTAssertEqual(slots[1], slots[0], "task 0 runs on the calling thread")
+                    for i in 0..<maxTasks where slots[2 + i] != (i < nTasks ? 1 : 0) {
+                        XCTFail("pool \(threads) tasks \(nTasks): task \(i) ran \(slots[2 + i]) times")
+                        return
+                    }
+                }
+            }
+            slots.initialize(repeating: 0, count: 2 + maxTasks)
+            ek_pool_run_n(pool, task, slots, 0)
+            ek_pool_run_n(pool, task, slots, -4)
+            XCTAssertEqual((0..<maxTasks).map { slots[2 + $0] }.reduce(0, +), 0, "n_tasks <= 0 runs nothing")
         }
     }
 

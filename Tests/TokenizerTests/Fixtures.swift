@@ -20,11 +20,14 @@ enum Fixtures {
             .appendingPathComponent("Fixtures").path
     }
 
-    /// Fails (does not skip) when a cached file is missing.
+    struct MissingFixture: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Fails the test (does not skip it) when a cached file is missing.
     static func require(_ path: String, hint: String = "run Tests/fetch-fixtures.sh") throws -> String {
         guard FileManager.default.fileExists(atPath: path) else {
-            XCTFail("missing fixture \(path): \(hint)")
-            throw XCTSkip("missing fixture \(path)")
+            throw MissingFixture(description: "missing fixture \(path): \(hint)")
         }
         return path
     }

@@ -124,6 +124,17 @@ float ek_vec_dot_f32_scalar(int64_t n, const float *x, const float *y);
 float ek_vec_dot_f32_avx2(int64_t n, const float *x, const float *y);
 float ek_vec_dot_f32_avx512(int64_t n, const float *x, const float *y);
 
+// ---- memory -------------------------------------------------------------------------
+
+/// Zero-filled anonymous memory, 2 MiB aligned, with transparent huge pages
+/// requested (Linux madvise(MADV_HUGEPAGE)) - for weights the model copies out
+/// of the file (requantized or repacked tensors). Streaming Q8_0 weights from
+/// such memory measured ~10% faster than from 4 KiB pages (fewer TLB misses).
+/// Returns NULL if bytes == 0 or the mapping fails. Free with ek_free_huge
+/// passing the same size.
+void *ek_alloc_huge(size_t bytes);
+void ek_free_huge(void *p, size_t bytes);
+
 #ifdef __cplusplus
 }
 #endif

@@ -150,8 +150,10 @@ void ek_attn_row(const float *q, const uint16_t *k, const uint16_t *vt, int64_t 
                  int64_t n_pos, int64_t head_dim, float scale, int32_t mode, float *scratch,
                  float *out);
 
-/// Round floats to IEEE halves (round to nearest even) and back.
+/// Round floats to IEEE halves (round to nearest even).
 void ek_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
+/// x[i] = float(half(x[i])) in place.
+void ek_round_f16_f32(float *x, int64_t n);
 
 /// Parallel dequantization of several tensors into float (prefill weights); each part's
 /// blocks are split between threads. type uses ggml numbers: 0 F32, 1 F16, 2 Q4_0, 3 Q4_1,

