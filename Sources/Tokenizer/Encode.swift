@@ -26,9 +26,41 @@ extension Tokenizer {
         return encode(bytes: buf, addSpecial: addSpecial, parseSpecial: parseSpecial, validUTF8: isValidUTF8(buf))
     }
 
-    func encode(bytes buf: UnsafeBufferPointer<UInt8>, addSpecial: Bool, parseSpecial: Bool, validUTF8: Bool) -> [Int32] {
+    /// Texts longer than this are tokenized in pieces (cut after a newline
+    /// when possible, else between characters) so that offsets fit in 32 bits.
+    static let maxChunkBytes = 1 << 28
+
+    func encode(bytes buf: UnsafeBufferPointer<UInt8>, addSpecial: Bool, parseSpecial: Bool, validUTF8: Bool,
+                chunkBytes: Int = Tokenizer.maxChunkBytes) -> [Int32] {
         var out = [Int32]()
         out.reserveCapacity(buf.count / 3 + 4)
+        guard buf.count > chunkBytes, chunkBytes > 0, let base = buf.baseAddress else {
+            encodeChunk(buf, addSpecial: addSpecial, parseSpecial: parseSpecial, validUTF8: validUTF8,
+                        leading: true, trailing: true, into: &out)
+            return out
+        }
+        var start = 0
+        while start < buf.count {
+            var end = min(start + chunkBytes, buf.count)
+            if end < buf.count {
+                var cut = end
+                while cut > start && base[cut - 1] != 0x0A { cut -= 1 }
+                if cut == start {
+                    cut = end
+                    while cut > start && base[cut] & 0xC0 == 0x80 { cut -= 1 }
+                }
+                if cut > start { end = cut }
+            }
+            encodeChunk(UnsafeBufferPointer(start: base + start, count: end - start), addSpecial: addSpecial,
+                        parseSpecial: parseSpecial, validUTF8: validUTF8, leading: start == 0,
+                        trailing: end == buf.count, into: &out)
+            start = end
+        }
+        return out
+    }
+
+    private func encodeChunk(_ buf: UnsafeBufferPointer<UInt8>, addSpecial: Bool, parseSpecial: Bool, validUTF8: Bool,
+                             leading: Bool, trailing: Bool, into out: inout [Int32]) {
         let fragments: [Fragment]
         if let p = buf.baseAddress, buf.count > 0 {
             fragments = partition(p, buf.count, parseSpecial: parseSpecial)
@@ -39,10 +71,10 @@ extension Tokenizer {
 
         switch engine {
         case .spm(let spm):
-            if addSpecial && addsBOS, let bos = bosID { out.append(bos) }
+            if leading && addSpecial && addsBOS, let bos = bosID { out.append(bos) }
             let scratch = SPMModel.Scratch()
             var escaped = [UInt8]()
-            var isPrevSpecial = true
+            var isPrevSpecial = leading
             for f in fragments {
                 switch f {
                 case .text(let a, let e):
@@ -58,10 +90,10 @@ extension Tokenizer {
                     isPrevSpecial = true
                 }
             }
-            if addSpecial && addsEOS, let eos = eosID { out.append(eos) }
+            if trailing && addSpecial && addsEOS, let eos = eosID { out.append(eos) }
 
         case .bpe(let bpe, let pre, let escapeWhitespace):
-            if addSpecial && addsBOS, let bos = bosID { out.append(bos) }
+            if leading && addSpecial && addsBOS, let bos = bosID { out.append(bos) }
             let preScratch = PreTokenizerScratch()
             let scratch = BPEModel.Scratch()
             var wordEnds = [Int32]()
@@ -97,20 +129,19 @@ extension Tokenizer {
                     out.append(id)
                 }
             }
-            if addSpecial && addsEOS, let eos = eosID { out.append(eos) }
+            if trailing && addSpecial && addsEOS, let eos = eosID { out.append(eos) }
 
         case .wpm(let wpm):
             // llama.cpp adds BOS ([CLS]) and SEP around WordPiece text whenever asked for special tokens.
-            if addSpecial, let bos = bosID { out.append(bos) }
+            if leading && addSpecial, let bos = bosID { out.append(bos) }
             for f in fragments {
                 switch f {
                 case .text(let a, let e): wpm.encode(p + a, e - a, into: &out)
                 case .token(let id): out.append(id)
                 }
             }
-            if addSpecial, let sep = separatorID { out.append(sep) }
+            if trailing && addSpecial, let sep = separatorID { out.append(sep) }
         }
-        return out
     }
 
     /// Splits the text around special tokens, as llama.cpp's

@@ -38,7 +38,7 @@ public final class Tokenizer: @unchecked Sendable {
     let attrs: [TokenAttr]
     /// Bytes each token contributes when decoded (special tokens as their text).
     let pieceStorage: [UInt8]
-    let pieceOffsets: [Int32]
+    let pieceOffsets: [Int]
     /// Control / user-defined / unknown tokens, longest text first (llama.cpp's partition order).
     let specialTokens: [Int32]
     let specialBytes: [[UInt8]]
@@ -180,7 +180,7 @@ public final class Tokenizer: @unchecked Sendable {
         for (key, candidates) in Tokenizer.detectedByText { detect(key, candidates) }
 
         // Control tokens named "unused…" are unused.
-        for i in 0..<n where attrs[i].contains(.control) && texts[i].contains("unused") {
+        for i in 0..<n where attrs[i].contains(.control) && utf8Contains(texts[i], "unused") {
             attrs[i].insert(.unused)
         }
 
@@ -246,7 +246,7 @@ public final class Tokenizer: @unchecked Sendable {
         // Pieces (what each token decodes to).
         var pieceStorage = [UInt8]()
         pieceStorage.reserveCapacity(n * 6)
-        var pieceOffsets = [Int32](repeating: 0, count: n + 1)
+        var pieceOffsets = [Int](repeating: 0, count: n + 1)
         let rawPieceMask: TokenAttr = [.unknown, .control, .userDefined]
         for i in 0..<n {
             let a = attrs[i]
@@ -261,7 +261,7 @@ public final class Tokenizer: @unchecked Sendable {
             } else if a.contains(.byte) {
                 pieceStorage.append(byteTokenValue(texts[i]))
             }
-            pieceOffsets[i + 1] = Int32(pieceStorage.count)
+            pieceOffsets[i + 1] = pieceStorage.count
         }
 
         // The encoding engine.
@@ -282,7 +282,9 @@ public final class Tokenizer: @unchecked Sendable {
             engine = .spm(SPMModel(tokens: map, scores: scores, byteTokens: byteTokens,
                                    unknownToken: ids["unknown_token_id"].map { Int32($0) } ?? -1))
         case .bpe:
-            let cfg = preConfig!
+            guard let cfg = preConfig else {
+                throw TokenizerError(.unsupportedPreTokenizer, "no pre-tokenizer for '\(preName)'")
+            }
             engine = .bpe(try Tokenizer.buildBPE(texts: texts, merges: md.merges ?? [], config: cfg),
                           cfg.kind, escapeWhitespace: cfg.escapeWhitespace)
         case .wpm:
@@ -446,9 +448,15 @@ public final class Tokenizer: @unchecked Sendable {
         isValid(id) ? texts[Int(id)] : ""
     }
 
-    /// The id of the token whose vocabulary text is exactly `text`.
+    /// The id of the token whose vocabulary text is exactly `text` (same
+    /// bytes; a linear search).
     public func id(forToken text: String) -> Int32? {
-        texts.firstIndex(of: text).map { Int32($0) }
+        let u = Array(text.utf8)
+        var found: Int32? = nil
+        for (i, t) in texts.enumerated() where t.utf8.count == u.count && t.utf8.elementsEqual(u) {
+            found = Int32(i)   // llama.cpp's text-to-id map keeps the last duplicate
+        }
+        return found
     }
 
     /// Control tokens (BOS, EOS, `<|im_start|>`, …): matched in text only
@@ -467,7 +475,7 @@ public final class Tokenizer: @unchecked Sendable {
     /// The bytes this token contributes to decoded text (special tokens as their text).
     public func tokenBytes(_ id: Int32) -> [UInt8] {
         guard isValid(id) else { return [] }
-        return Array(pieceStorage[Int(pieceOffsets[Int(id)])..<Int(pieceOffsets[Int(id) + 1])])
+        return Array(pieceStorage[pieceOffsets[Int(id)]..<pieceOffsets[Int(id) + 1]])
     }
 
     /// Appends the token's piece; control/unknown tokens only when `special`.
@@ -475,8 +483,8 @@ public final class Tokenizer: @unchecked Sendable {
     func appendPiece(_ id: Int32, special: Bool, stripLeadingSpace: Bool, to out: inout [UInt8]) {
         guard isValid(id) else { return }
         if !special && !attrs[Int(id)].isDisjoint(with: [.unknown, .control]) { return }
-        var a = Int(pieceOffsets[Int(id)])
-        let e = Int(pieceOffsets[Int(id) + 1])
+        var a = pieceOffsets[Int(id)]
+        let e = pieceOffsets[Int(id) + 1]
         if stripLeadingSpace && a < e && pieceStorage[a] == 0x20 { a += 1 }
         out.append(contentsOf: pieceStorage[a..<e])
     }
@@ -611,6 +619,15 @@ func byteTokenValue(_ text: String) -> UInt8 {
     guard u.count >= 4, let h = hex(u[3]) else { return 0 }
     if u.count >= 5, let l = hex(u[4]) { return UInt8(h * 16 + l) }
     return UInt8(h)
+}
+
+/// Byte-wise substring test (as C's strstr).
+func utf8Contains(_ haystack: String, _ needle: String) -> Bool {
+    let h = Array(haystack.utf8), n = Array(needle.utf8)
+    guard !n.isEmpty else { return true }
+    guard h.count >= n.count else { return false }
+    for i in 0...(h.count - n.count) where h[i] == n[0] && Array(h[i..<(i + n.count)]) == n { return true }
+    return false
 }
 
 /// Appends `text` with U+2581 (▁) replaced by a space.

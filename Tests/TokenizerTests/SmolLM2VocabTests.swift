@@ -191,3 +191,27 @@ final class SmolLM2VocabTests: XCTestCase {
         XCTAssertLessThan(times.min()!, 16, "slower than llama.cpp")
     }
 }
+
+extension SmolLM2VocabTests {
+    /// Very long texts are tokenized in pieces (here with tiny pieces): nothing is lost.
+    func testChunkedEncoding() throws {
+        let tok = try tokenizer()
+        let text = String(repeating: "Line one, naïve café 🔥.\nSecond line without end ", count: 40) + "日本語"
+        var t = text
+        let ids = t.withUTF8 { tok.encode(bytes: $0, addSpecial: false, parseSpecial: false, validUTF8: true, chunkBytes: 97) }
+        XCTAssertEqual(tok.decode(ids), text)
+        let whole = tok.encode(text, addSpecial: false)
+        XCTAssertGreaterThanOrEqual(ids.count, whole.count)
+    }
+}
+
+extension SmolLM2VocabTests {
+    func testTokenLookup() throws {
+        let tok = try tokenizer()
+        XCTAssertEqual(tok.id(forToken: "<|im_end|>"), 2)
+        XCTAssertEqual(tok.id(forToken: "Ġworld"), 905)
+        XCTAssertNil(tok.id(forToken: "no such token here"))
+        XCTAssertEqual(tok.token(905), "Ġworld")
+        XCTAssertEqual(tok.token(-1), "")
+    }
+}
