@@ -105,6 +105,22 @@ final class ModelEngine: @unchecked Sendable {
         return tokens
     }
 
+    /// Split `range` into chunks of at most `maxChunk` tokens, as even as possible (so none is
+    /// smaller than 2 when the range has 2 or more tokens and maxChunk ≥ 2).
+    static func chunks(_ range: Range<Int>, maxChunk: Int) -> [Range<Int>] {
+        let n = range.count
+        guard n > 0 else { return [] }
+        let k = (n + maxChunk - 1) / maxChunk
+        var out: [Range<Int>] = []
+        var start = range.lowerBound
+        for j in 0..<k {
+            let size = n / k + (j < n % k ? 1 : 0)
+            out.append(start..<(start + size))
+            start += size
+        }
+        return out
+    }
+
     /// Forget the cached conversation. Call on `queue`.
     func clearCache() {
         session?.reset()
@@ -141,30 +157,31 @@ final class ModelEngine: @unchecked Sendable {
         }
         let tokens = job.tokens
 
-        // Reuse the longest common prefix of what the cache holds; at least one token must be
-        // evaluated to get logits.
+        // The model computes a token's K/V slightly differently alone (decode, 1 token) than in a
+        // batch (≥ 2 tokens; and differently again on its BLAS path for large batches). So that a
+        // prompt gets exactly the same numbers whether or not part of it comes from the cache,
+        // every prompt token is evaluated in batches of 2…(BLAS threshold − 1) tokens, and only
+        // such tokens are kept for reuse (generated tokens, decoded one by one, are not).
+        let exact = exactPrefill
+        let maxChunk = exact
+            ? max(1, min(model.options.maxBatch, model.options.minBatchForBLAS - 1))
+            : max(1, model.options.maxBatch)
+        let minSuffix = exact && maxChunk >= 2 && tokens.count >= 2 ? 2 : 1
+
+        // Reuse the longest common prefix of what the cache holds.
         var common = 0
-        let limit = min(cachedTokens.count, tokens.count - 1, session.position)
+        let limit = min(cachedTokens.count, tokens.count - minSuffix, session.position)
         while common < limit && cachedTokens[common] == tokens[common] { common += 1 }
         session.truncate(to: common)
         cachedTokens.removeSubrange(common...)
 
-        // Prefill the suffix, checking for cancellation between batches. Batches stay below the
-        // model's BLAS threshold so every token goes through the int8 path, whose results do not
-        // depend on how tokens are batched (the BLAS path's do): a prompt then gets exactly the
-        // same logits whether its prefix came from the cache or not, and the same as llama.cpp.
-        let batch = exactPrefill
-            ? max(1, min(model.options.maxBatch, model.options.minBatchForBLAS - 1))
-            : max(1, model.options.maxBatch)
+        // Prefill the suffix in even chunks, checking for cancellation in between.
         var logits: [Float] = []
-        var i = common
         do {
-            while i < tokens.count {
+            for range in Self.chunks(common..<tokens.count, maxChunk: maxChunk) {
                 if job.isCancelled { throw AIError.aborted }
-                let end = min(tokens.count, i + batch)
-                logits = try session.evaluate(Array(tokens[i..<end]))
-                cachedTokens.append(contentsOf: tokens[i..<end])
-                i = end
+                logits = try session.evaluate(Array(tokens[range]))
+                cachedTokens.append(contentsOf: tokens[range])
             }
         } catch let e as AIError {
             throw e
@@ -172,7 +189,6 @@ final class ModelEngine: @unchecked Sendable {
             clearCache()
             throw error
         }
-
         var sampler = Sampler(job.parameters)
         sampler.accept(contentsOf: tokens)
         var detokenizer = StreamingDetokenizer(tokenizer: tokenizer)
@@ -199,14 +215,16 @@ final class ModelEngine: @unchecked Sendable {
             let token = next
             do {
                 let out = try session.decode(token)
-                cachedTokens.append(token)
+                if !exact { cachedTokens.append(token) }  // reused only when exactness is not asked for
                 next = sampler.sample(out)
             } catch {
                 clearCache()
                 throw error
             }
         }
-        emit(detokenizer.finish())
+        // Bytes still pending here are a character cut off by max_tokens (or a malformed end):
+        // dropped rather than sent as U+FFFD, so every chunk is whole characters.
+        _ = detokenizer.finish()
         let end = DispatchTime.now().uptimeNanoseconds
         let stats = GenerationStats(
             reusedPromptTokens: common,

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import EdgeAI
+import Tokenizer
 
 /// End-to-end behaviour on the real SmolLM2-135M-Instruct Q8_0 model.
 final class GenerationTests: XCTestCase {
@@ -319,5 +320,28 @@ final class ConcurrencyTests: XCTestCase {
             conversation.append(.user(["Give an example.", "Why does it matter?", "Thanks!"][turn]))
         }
         XCTAssertEqual(withReuse, fresh)
+    }
+}
+
+final class StreamingTextTests: XCTestCase {
+    /// Chunks are whole UTF-8 characters even when a character spans several tokens.
+    func testMultiTokenCharactersAreNeverSplit() async throws {
+        let ai = try TestModel.ai()
+        let e = try await ai.engine(TestModel.id)
+        let text = "🏔️🔥💥👀 édge"
+        let ids = e.tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+        XCTAssertGreaterThan(ids.count, 8, "emoji take several byte tokens each")
+        var detok = StreamingDetokenizer(tokenizer: e.tokenizer)
+        var pieces: [String] = []
+        for id in ids {
+            let piece = detok.append(id)
+            if !piece.isEmpty { pieces.append(piece) }
+        }
+        let tail = detok.finish()
+        if !tail.isEmpty { pieces.append(tail) }
+        XCTAssertEqual(pieces.joined(), text)
+        for p in pieces { XCTAssertFalse(p.unicodeScalars.contains("\u{FFFD}"), p) }
+        // And each piece is a valid JSON string in an SSE event.
+        for p in pieces { XCTAssertNoThrow(try JSONParser.parse(Array(AIChunk(response: p).sseEvent.dropFirst(6).dropLast(2)))) }
     }
 }

@@ -92,6 +92,7 @@ final class WorkerTests: XCTestCase {
         let ai = try TestModel.ai()
         let portBox = Locked<Int?>(nil)
         let config = WorkerConfiguration(host: "127.0.0.1", port: 0, model: TestModel.id)
+        setenv("LOG_LEVEL", "critical", 1)  // Hummingbird's logger: no shutdown chatter in test output
         let app = makeWorkerApplication(ai: ai, configuration: config) { port in portBox.withLock { $0 = port } }
         let server = Task { try await app.run() }
         defer { server.cancel() }
