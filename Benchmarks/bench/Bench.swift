@@ -29,11 +29,12 @@ private func now() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
-private func loadModel(_ path: String, threads: Int, prefill: PrefillChoice) throws -> LlamaModel {
+private func loadModel(_ path: String, threads: Int, prefill: PrefillChoice, blasFrom: Int?) throws -> LlamaModel {
     let file = try GGUFFile(path: path)
     var options = LlamaModel.Options()
     options.threads = threads
     options.prefillWeights = prefill.value
+    if let blasFrom { options.minBatchForBLAS = blasFrom }
     return try LlamaModel(file: file, options: options)
 }
 
@@ -60,16 +61,18 @@ struct Speed: ParsableCommand {
     @Option(name: .short, help: "threads (default: number of cores)") var t: Int = 0
     @Option(name: .short, help: "repetitions") var r: Int = 5
     @Option(name: .long, help: "prefill Float weights: per-layer (dequantize into a reused buffer) or resident") var prefill: PrefillChoice = .perLayer
+    @Option(name: .long, help: "batches of at least this many tokens use OpenBLAS (default: the model's, 64)") var blasFrom: Int?
     @Flag(name: .long, help: "print a JSON array with llama-bench's keys") var json = false
 
     func validate() throws {
         guard p >= 0, n >= 0, p + n > 0 else { throw ValidationError("-p and -n must be >= 0 and not both 0") }
         guard r >= 1 else { throw ValidationError("-r must be >= 1") }
         guard t >= 0 else { throw ValidationError("-t must be >= 0") }
+        if let b = blasFrom, b < 2 { throw ValidationError("--blas-from must be >= 2") }
     }
 
     func run() throws {
-        let m = try loadModel(model, threads: t, prefill: prefill)
+        let m = try loadModel(model, threads: t, prefill: prefill, blasFrom: blasFrom)
         let vocab = m.config.vocabSize
         let session = try m.makeSession(contextLength: p + n)
         var rng = SplitMix64(state: 1234)

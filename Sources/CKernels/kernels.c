@@ -164,20 +164,26 @@ void ek_dequantize_row_bf16_scalar(const void *vx, float *y, int64_t n) {
 
 // ---- dot products -------------------------------------------------------------------
 
+// Same arithmetic as the SIMD paths and as ggml's x86 ggml_vec_dot_q8_0_q8_0:
+// 8 int32 lanes per block (lane l = the 4 byte pairs 4l..4l+3), each lane
+// accumulated over the blocks in order as acc[l] = fma(float(lane), dw*dx, acc[l]),
+// then the lanes summed as ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
 float ek_vec_dot_q8_0_scalar(int64_t n, const void *vx, const void *vy) {
     const uint8_t *x = (const uint8_t *)vx;
     const uint8_t *y = (const uint8_t *)vy;
     const int64_t nb = n / EK_QK8_0;
-    float sumf = 0.0f;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *bx = x + i * EK_Q8_0_BLOCK_BYTES;
         const uint8_t *by = y + i * EK_Q8_0_BLOCK_BYTES;
-        int32_t sumi = 0;
-        for (int j = 0; j < EK_QK8_0; j++) sumi += (int32_t)(int8_t)bx[2 + j] * (int32_t)(int8_t)by[2 + j];
         const float d = ek_fp16_to_fp32(ek_load_u16(bx)) * ek_fp16_to_fp32(ek_load_u16(by));
-        sumf += (float)sumi * d;
+        for (int l = 0; l < 8; l++) {
+            int32_t s = 0;
+            for (int k = 4 * l; k < 4 * l + 4; k++) s += (int32_t)(int8_t)bx[2 + k] * (int32_t)(int8_t)by[2 + k];
+            acc[l] = fmaf((float)s, d, acc[l]);
+        }
     }
-    return sumf;
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
 void ek_matvec_q8_0_scalar(const void *w, int64_t ncols, int64_t row0, int64_t row1,

@@ -1,10 +1,17 @@
 // AVX-512 (F/BW/VL) + VNNI kernels. Only called when ek_cpu_has_avx512vnni().
 //
 // The Q8_0 integer dots use vpdpbusd, which multiplies UNSIGNED bytes by
-// signed bytes. We feed it w XOR 0x80 = w + 128 (unsigned) against the signed
-// activation y, so each block yields  sum(w*y) + 128*sum(y);  the second term
-// depends on the activation only and is removed by starting the accumulator at
-// -128*sum(y) (spread as -16*sum(y) over the 8 lanes). Exact for every int8 w, y.
+// signed bytes: we feed it |w| and x with w's sign applied (x in [-127, 127],
+// as our quantizer produces, so the sign flip cannot overflow), the same trick
+// ggml uses. Each int32 lane (4 byte pairs) then holds exactly the integer
+// ggml's AVX2/AVX-512 code has in it, and the float steps follow ggml's order,
+// so results are bit-identical to llama.cpp's x86 build (and to our scalar and
+// AVX2 paths).
+//
+// (Tried and measured slower streaming from DRAM on Zen 4, ~8-10%: feeding
+// w XOR 0x80 with a per-lane -128*sum(x) correction as the accumulator start.
+// It has fewer instructions and is faster with the weights in L2, but decode
+// streams every weight from DRAM.)
 #pragma STDC FP_CONTRACT OFF
 
 #include <immintrin.h>
@@ -42,50 +49,84 @@ EK_TARGET_AVX512 static inline float ek_hsum_ps256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-EK_TARGET_AVX512 static inline int32_t ek_hsum_epi32_256(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
+EK_TARGET_AVX512 static inline __m256i ek_dot_lanes_vnni(__m256i w, __m256i x) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
 }
 
 EK_TARGET_AVX512 float ek_vec_dot_q8_0_avx512vnni(int64_t n, const void *vx, const void *vy) {
     const uint8_t *x = (const uint8_t *)vx;
     const uint8_t *y = (const uint8_t *)vy;
     const int64_t nb = n / EK_QK8_0;
-    const __m256i bias = _mm256_set1_epi8((char)0x80);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *bx = x + i * EK_Q8_0_BLOCK_BYTES;
         const uint8_t *by = y + i * EK_Q8_0_BLOCK_BYTES;
         const __m256i w = _mm256_loadu_si256((const __m256i *)(bx + 2));
         const __m256i a = _mm256_loadu_si256((const __m256i *)(by + 2));
-        const __m256i t = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_xor_si256(w, bias), a);
-        const __m256i c = _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, a);   // 128*sum(a)
         const float d = _cvtsh_ss(ek_load_u16(bx)) * _cvtsh_ss(ek_load_u16(by));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(t, c)), _mm256_set1_ps(d), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ek_dot_lanes_vnni(w, a)), _mm256_set1_ps(d), acc);
     }
     return ek_hsum_ps256(acc);
 }
 
-// Blocks of the activation prepared once per call (per chunk of columns).
-#define EK_MV_CHUNK 128
-#define EK_MV_ROWS 4   // rows per step (8 was measured slower streaming from DRAM)
+// Activation blocks prepared once per call on the stack (ncols <= 8192);
+// longer rows take a path that derives them block by block.
+#define EK_MV_PREP_MAX 256
+#define EK_PF_MIN 4096  // minimum prefetch distance in bytes
 
-// One (row, block) step: integer dot via vpdpbusd (accumulator pre-loaded with
-// the -128*sum(x) correction), to float, fma with dx*dw broadcast.
+// One (row, block) step: exact int32 lanes, to float, fma with dw*dx broadcast.
 // (A 64K-entry fp16->fp32 table for dw was tried: faster with weights in L2,
 // but ~30% slower streaming real-looking weights from DRAM - the dependent
 // table load misses once the weight stream has flushed the caches.)
 #define EK_VNNI_STEP(P, A)                                                                      \
     do {                                                                                        \
-        const __m256i u_ = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)((P) + o + 2)), bias); \
-        const __m256 f_ = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(cv, u_, xv));                 \
-        A = _mm256_fmadd_ps(f_, _mm256_set1_ps(d * _cvtsh_ss(ek_load_u16((P) + o))), A);         \
+        const __m256i w_ = _mm256_loadu_si256((const __m256i *)((P) + o + 2));                  \
+        const __m256 f_ = _mm256_cvtepi32_ps(ek_dot_lanes_vnni(w_, xv));                       \
+        A = _mm256_fmadd_ps(f_, _mm256_set1_ps(_cvtsh_ss(ek_load_u16((P) + o)) * d), A);         \
     } while (0)
 
-#define EK_PF_MIN 4096  // minimum prefetch distance in bytes
 static inline void ek_prefetch_addr(uintptr_t a) { _mm_prefetch((const char *)a, _MM_HINT_T0); }
+
+// Rows longer than EK_MV_PREP_MAX blocks: activation block data derived on the fly.
+EK_TARGET_AVX512 static void ek_matvec_vnni_long(const uint8_t *W, size_t rs, int64_t nb, int64_t row0,
+                                                 int64_t row1, const uint8_t *X, float *y) {
+    int64_t r = row0;
+    for (; r + 4 <= row1; r += 4) {
+        const uint8_t *p0 = W + (size_t)r * rs, *p1 = p0 + rs, *p2 = p1 + rs, *p3 = p2 + rs;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const size_t o = (size_t)b * EK_Q8_0_BLOCK_BYTES;
+            if ((b & 1) == 0) {   // one sequential stream per row
+                ek_prefetch_addr((uintptr_t)p0 + o + 2048);
+                ek_prefetch_addr((uintptr_t)p1 + o + 2048);
+                ek_prefetch_addr((uintptr_t)p2 + o + 2048);
+                ek_prefetch_addr((uintptr_t)p3 + o + 2048);
+            }
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(X + o + 2));
+            const float d = _cvtsh_ss(ek_load_u16(X + o));
+            EK_VNNI_STEP(p0, a0);
+            EK_VNNI_STEP(p1, a1);
+            EK_VNNI_STEP(p2, a2);
+            EK_VNNI_STEP(p3, a3);
+        }
+        y[r] = ek_hsum_ps256(a0);
+        y[r + 1] = ek_hsum_ps256(a1);
+        y[r + 2] = ek_hsum_ps256(a2);
+        y[r + 3] = ek_hsum_ps256(a3);
+    }
+    for (; r < row1; r++) {
+        const uint8_t *p0 = W + (size_t)r * rs;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const size_t o = (size_t)b * EK_Q8_0_BLOCK_BYTES;
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(X + o + 2));
+            const float d = _cvtsh_ss(ek_load_u16(X + o));
+            EK_VNNI_STEP(p0, a0);
+        }
+        y[r] = ek_hsum_ps256(a0);
+    }
+}
 
 EK_TARGET_AVX512 void ek_matvec_q8_0_avx512vnni(const void *w, int64_t ncols, int64_t row0, int64_t row1,
                                                 const void *xq, float *y) {
@@ -93,90 +134,72 @@ EK_TARGET_AVX512 void ek_matvec_q8_0_avx512vnni(const void *w, int64_t ncols, in
     const size_t rs = (size_t)nb * EK_Q8_0_BLOCK_BYTES;
     const uint8_t *W = (const uint8_t *)w;
     const uint8_t *X = (const uint8_t *)xq;
-    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    if (row1 <= row0) return;
     if (nb <= 0) {   // empty rows: every dot product is 0
         for (int64_t r = row0; r < row1; r++) y[r] = 0.0f;
         return;
     }
+    if (nb > EK_MV_PREP_MAX) {
+        ek_matvec_vnni_long(W, rs, nb, row0, row1, X, y);
+        return;
+    }
 
-    _Alignas(32) __m256i xs[EK_MV_CHUNK];
-    int32_t cs[EK_MV_CHUNK];
-    float dx[EK_MV_CHUNK];
+    _Alignas(32) __m256i xs[EK_MV_PREP_MAX];
+    float dx[EK_MV_PREP_MAX];
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = X + (size_t)b * EK_Q8_0_BLOCK_BYTES;
+        xs[b] = _mm256_loadu_si256((const __m256i *)(blk + 2));
+        dx[b] = _cvtsh_ss(ek_load_u16(blk));
+    }
 
-    // Software prefetch. When a row fits in one chunk, a group of EK_MV_ROWS
-    // rows is one contiguous span that the loop consumes EK_MV_ROWS*34 bytes
-    // per step, so we prefetch the same amount, `dist` bytes further on (whole
-    // groups, at least 4 KiB): this keeps ~20 cache lines in flight, which the
-    // hardware prefetcher alone does not do for this access pattern (measured
-    // ~7 GB/s without, ~26 GB/s with, one core streaming from DRAM).
-    const size_t group = (size_t)EK_MV_ROWS * rs;
-    const size_t dist = group * ((EK_PF_MIN + group - 1) / (group ? group : 1));
-
-    if (nb <= EK_MV_CHUNK && row1 > row0) {
-        // the loop below prefetches `dist` bytes ahead: start the stream now
+    // Software prefetch. A group of 4 rows is one contiguous span that the loop
+    // consumes 4*34 bytes per step, so we prefetch the same amount `dist` bytes
+    // further on (whole groups, at least 4 KiB), and the first `dist` bytes up
+    // front. This keeps ~20 cache lines in flight, which the hardware prefetcher
+    // alone does not do for this pattern (one core streaming from DRAM measured
+    // ~7 GB/s without, ~25 GB/s with).
+    const size_t group = 4 * rs;
+    const size_t dist = group * ((EK_PF_MIN + group - 1) / group);
+    {
         const size_t span = (size_t)(row1 - row0) * rs;
         const uintptr_t start = (uintptr_t)(W + (size_t)row0 * rs);
         for (size_t off = 0; off < dist && off < span; off += 64) ek_prefetch_addr(start + off);
     }
 
-    for (int64_t c0 = 0; c0 < nb; c0 += EK_MV_CHUNK) {
-        const int64_t cn = nb - c0 < EK_MV_CHUNK ? nb - c0 : EK_MV_CHUNK;
-        const int first = c0 == 0;
-        const int whole_rows = cn == nb;
-        for (int64_t b = 0; b < cn; b++) {
-            const uint8_t *blk = X + (size_t)(c0 + b) * EK_Q8_0_BLOCK_BYTES;
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 2));
-            xs[b] = v;
-            const int32_t s = ek_hsum_epi32_256(_mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, v));
-            cs[b] = -(s / 8);   // s = 128*sum(x), a multiple of 8
-            dx[b] = _cvtsh_ss(ek_load_u16(blk));
+    int64_t r = row0;
+    for (; r + 4 <= row1; r += 4) {
+        const uint8_t *p0 = W + (size_t)r * rs, *p1 = p0 + rs, *p2 = p1 + rs, *p3 = p2 + rs;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        const uintptr_t pf0 = (uintptr_t)p0 + dist;
+        for (int64_t b = 0; b < nb; b++) {
+            const size_t o = (size_t)b * EK_Q8_0_BLOCK_BYTES;
+            const uintptr_t pf = pf0 + 4 * o;
+            ek_prefetch_addr(pf);
+            ek_prefetch_addr(pf + 64);
+            ek_prefetch_addr(pf + 128);
+            const __m256i xv = _mm256_load_si256(&xs[b]);
+            const float d = dx[b];
+            EK_VNNI_STEP(p0, a0);
+            EK_VNNI_STEP(p1, a1);
+            EK_VNNI_STEP(p2, a2);
+            EK_VNNI_STEP(p3, a3);
         }
-        int64_t r = row0;
-        for (; r + EK_MV_ROWS <= row1; r += EK_MV_ROWS) {
-            const uint8_t *p0 = W + (size_t)r * rs + (size_t)c0 * EK_Q8_0_BLOCK_BYTES;
-            const uint8_t *p1 = p0 + rs;
-            const uint8_t *p2 = p1 + rs;
-            const uint8_t *p3 = p2 + rs;
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-            const uintptr_t pf0 = (uintptr_t)p0 + dist;
-            for (int64_t b = 0; b < cn; b++) {
-                const size_t o = (size_t)b * EK_Q8_0_BLOCK_BYTES;
-                if (whole_rows) {
-                    const uintptr_t pf = pf0 + (size_t)EK_MV_ROWS * o;
-                    ek_prefetch_addr(pf);
-                    ek_prefetch_addr(pf + 64);
-                    ek_prefetch_addr(pf + 128);
-                } else if ((b & 1) == 0) {
-                    ek_prefetch_addr((uintptr_t)p0 + o + 2048);
-                    ek_prefetch_addr((uintptr_t)p1 + o + 2048);
-                    ek_prefetch_addr((uintptr_t)p2 + o + 2048);
-                    ek_prefetch_addr((uintptr_t)p3 + o + 2048);
-                }
-                const __m256i xv = _mm256_load_si256(&xs[b]);
-                const __m256i cv = _mm256_set1_epi32(cs[b]);
-                const float d = dx[b];
-                EK_VNNI_STEP(p0, a0);
-                EK_VNNI_STEP(p1, a1);
-                EK_VNNI_STEP(p2, a2);
-                EK_VNNI_STEP(p3, a3);
-            }
-            const float s[4] = {ek_hsum_ps256(a0), ek_hsum_ps256(a1), ek_hsum_ps256(a2), ek_hsum_ps256(a3)};
-            for (int k = 0; k < 4; k++) y[r + k] = first ? s[k] : y[r + k] + s[k];
+        y[r] = ek_hsum_ps256(a0);
+        y[r + 1] = ek_hsum_ps256(a1);
+        y[r + 2] = ek_hsum_ps256(a2);
+        y[r + 3] = ek_hsum_ps256(a3);
+    }
+    for (; r < row1; r++) {
+        const uint8_t *p0 = W + (size_t)r * rs;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const size_t o = (size_t)b * EK_Q8_0_BLOCK_BYTES;
+            const __m256i xv = _mm256_load_si256(&xs[b]);
+            const float d = dx[b];
+            EK_VNNI_STEP(p0, a0);
         }
-        for (; r < row1; r++) {
-            const uint8_t *p0 = W + (size_t)r * rs + (size_t)c0 * EK_Q8_0_BLOCK_BYTES;
-            __m256 a0 = _mm256_setzero_ps();
-            for (int64_t b = 0; b < cn; b++) {
-                const size_t o = (size_t)b * EK_Q8_0_BLOCK_BYTES;
-                const __m256i xv = _mm256_load_si256(&xs[b]);
-                const __m256i cv = _mm256_set1_epi32(cs[b]);
-                const float d = dx[b];
-                EK_VNNI_STEP(p0, a0);
-            }
-            const float s0 = ek_hsum_ps256(a0);
-            y[r] = first ? s0 : y[r] + s0;
-        }
+        y[r] = ek_hsum_ps256(a0);
     }
 }
 

@@ -773,6 +773,15 @@ void ek_f16_to_f32_row(const uint16_t *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = h2f(x[i]);
 }
 
+void ek_f32_to_f16_strided(const float *x, uint16_t *y, int64_t n, int64_t stride) {
+    uint16_t tmp[256];
+    for (int64_t i = 0; i < n; i += 256) {
+        const int64_t m = n - i < 256 ? n - i : 256;
+        ek_f32_to_f16_row(x + i, tmp, m);
+        for (int64_t j = 0; j < m; j++) y[(i + j) * stride] = tmp[j];
+    }
+}
+
 void ek_round_f16_f32(float *x, int64_t n) {
     uint16_t tmp[256];
     for (int64_t i = 0; i < n; i += 256) {

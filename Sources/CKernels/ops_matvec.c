@@ -11,6 +11,7 @@
 #include "ek_kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -62,7 +63,7 @@ T_AVX2 static inline float hsum8(__m256 x) {
     return _mm_cvtss_f32(r);
 }
 
-#define EK_MAXB 1024  // activation blocks prepared per pass (ncols up to 32768 in one pass)
+#define EK_MAXB 512   // activation blocks prepared per pass (ncols up to 16384 in one pass)
 
 // AVX2: lane sums via maddubs(|w|, sign(x, w)) + madd(1) — exact for weights in [-127, 127]
 // (the int16 pair sums stay below 2*127*127). Rows in groups of 4 for instruction parallelism.
@@ -114,24 +115,45 @@ T_AVX2 static void matvec_ggml_avx2(const uint8_t *W, int64_t ncols, int64_t r0,
     }
 }
 
+// fp16 -> fp32 for every half (256 KiB), so a weight block's scale is one broadcast load.
+static float *h2f_table;
+static void build_h2f_table(void) {
+    float *t = (float *)malloc(sizeof(float) * 65536);
+    if (!t) return;
+    for (uint32_t h = 0; h < 65536; h++) t[h] = ek_fp16_to_fp32((uint16_t)h);
+    float *expected = NULL;
+    if (!__atomic_compare_exchange_n(&h2f_table, &expected, t, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) free(t);
+}
+static inline const float *h2f_tab(void) {
+    const float *t = __atomic_load_n(&h2f_table, __ATOMIC_ACQUIRE);
+    if (!t) {
+        build_h2f_table();
+        t = __atomic_load_n(&h2f_table, __ATOMIC_ACQUIRE);
+    }
+    return t;
+}
+
 // AVX-512 VNNI on 256-bit vectors: vpdpbusd multiplies unsigned by signed bytes, so the weights
 // go in as w ^ 0x80 = w + 128 and each lane's accumulator starts at -128 * (sum of that lane's
 // 4 activation bytes): the lane ends at exactly sum(w*x) of its 4 bytes, as in ggml.
-// Four rows at a time; the weight stream is prefetched a few KiB ahead.
+// d = d_w * d_x is the same float product as ggml's (both broadcast, multiplied in a vector).
+// Four rows at a time; the weight stream is prefetched a few KiB ahead, a little each step.
 T_VNNI static void matvec_ggml_vnni(const uint8_t *W, int64_t ncols, int64_t r0, int64_t r1,
                                     const uint8_t *X, float *y) {
+    const float *tab = h2f_tab();
+    if (!tab) { matvec_ggml_avx2(W, ncols, r0, r1, X, y); return; }
     const int64_t nb = ncols / 32, rs = nb * 34;
     const __m256i bias = _mm256_set1_epi8((char)0x80);
     for (int64_t c0 = 0; c0 < nb; c0 += EK_MAXB) {
         const int64_t cn = nb - c0 < EK_MAXB ? nb - c0 : EK_MAXB;
         __m256i xs[EK_MAXB] __attribute__((aligned(32)));
         __m256i cor[EK_MAXB] __attribute__((aligned(32)));
-        float dx[EK_MAXB];
+        __m256 dxv[EK_MAXB] __attribute__((aligned(32)));
         for (int64_t b = 0; b < cn; b++) {
             const uint8_t *xb = X + (c0 + b) * 34;
             xs[b] = _mm256_loadu_si256((const __m256i *)(xb + 2));
             cor[b] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, xs[b]));
-            dx[b] = _cvtsh_ss(ld16(xb));
+            dxv[b] = _mm256_set1_ps(tab[ld16(xb)]);
         }
         const int whole = cn == nb;
         const size_t group = (size_t)4 * (size_t)rs;
@@ -139,22 +161,24 @@ T_VNNI static void matvec_ggml_vnni(const uint8_t *W, int64_t ncols, int64_t r0,
         int64_t r = r0;
         for (; r + 4 <= r1; r += 4) {
             const uint8_t *p = W + r * rs + c0 * 34;
-            if (whole) {
-                // prefetch the group `dist` bytes ahead, one cache line per 64 bytes
-                const uint8_t *pf = p + dist;
-                for (size_t o = 0; o < group; o += 64) _mm_prefetch((const char *)(pf + o), _MM_HINT_T0);
-            }
+            const uint8_t *pf = p + dist;
             __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
             for (int64_t b = 0; b < cn; b++) {
+                if (whole) {
+                    const uint8_t *q = pf + 4 * 34 * b;
+                    _mm_prefetch((const char *)q, _MM_HINT_T0);
+                    _mm_prefetch((const char *)(q + 64), _MM_HINT_T0);
+                    _mm_prefetch((const char *)(q + 128), _MM_HINT_T0);
+                }
                 const __m256i xv = _mm256_load_si256(&xs[b]);
                 const __m256i cv = _mm256_load_si256(&cor[b]);
-                const float dxb = dx[b];
+                const __m256 dx = _mm256_load_ps((const float *)&dxv[b]);
 #define STEP(K, A)                                                                                \
     do {                                                                                          \
         const uint8_t *wb = p + (K) * rs + b * 34;                                                \
         const __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wb + 2)), bias);  \
-        const __m256i dot = _mm256_dpbusd_epi32(cv, u, xv);                                       \
-        A = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(ld16(wb)) * dxb), _mm256_cvtepi32_ps(dot), A); \
+        const __m256 d = _mm256_mul_ps(_mm256_broadcast_ss(&tab[ld16(wb)]), dx);                  \
+        A = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(cv, u, xv)), A);           \
     } while (0)
                 STEP(0, a0); STEP(1, a1); STEP(2, a2); STEP(3, a3);
 #undef STEP
@@ -170,7 +194,8 @@ T_VNNI static void matvec_ggml_vnni(const uint8_t *W, int64_t ncols, int64_t r0,
                 const uint8_t *wb = p + b * 34;
                 const __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(wb + 2)), bias);
                 const __m256i dot = _mm256_dpbusd_epi32(_mm256_load_si256(&cor[b]), u, _mm256_load_si256(&xs[b]));
-                a0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(ld16(wb)) * dx[b]), _mm256_cvtepi32_ps(dot), a0);
+                const __m256 d = _mm256_mul_ps(_mm256_broadcast_ss(&tab[ld16(wb)]), _mm256_load_ps((const float *)&dxv[b]));
+                a0 = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), a0);
             }
             const float s0 = hsum8(a0);
             y[r] = c0 == 0 ? s0 : y[r] + s0;

@@ -54,6 +54,8 @@ public final class LlamaModel: @unchecked Sendable {
 
     let weights: Weights
     let pool: ThreadPool
+    /// Idle spin of the pool's workers between the many short runs of a decode step.
+    static let decodeSpinMicroseconds = 200
     let lock = NSLock()
     /// Float copies of each layer's weights (fused layout, see FloatLayout) when resident.
     let residentLayers: [AlignedBuffer]
@@ -82,7 +84,7 @@ public final class LlamaModel: @unchecked Sendable {
         if options.prefillWeights == .resident {
             var layers: [AlignedBuffer] = []
             for l in 0..<config.blockCount {
-                let buf = AlignedBuffer(floats: floatLayout.total)
+                let buf = try AlignedBuffer(floats: floatLayout.total, what: "resident Float weights of layer \(l)")
                 Self.dequantizeLayer(weights.layers[l], layout: floatLayout, into: buf.floats, pool: pool)
                 layers.append(buf)
             }
@@ -101,7 +103,13 @@ public final class LlamaModel: @unchecked Sendable {
         guard n >= 1, n <= (1 << 22) else {
             throw ModelError.invalidArgument("contextLength must be in 1...\(1 << 22), got \(n)")
         }
-        return LlamaSession(model: self, contextLength: n)
+        // K and V as halves for every layer
+        let kvBytes = 2 * 2 * config.blockCount * config.kvDimension * n
+        let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        if physical > 0 && kvBytes > physical {
+            throw ModelError.invalidArgument("contextLength \(n) needs a \(kvBytes >> 20) MiB KV cache, more than this machine's \(physical >> 20) MiB of memory")
+        }
+        return try LlamaSession(model: self, contextLength: n)
     }
 
     /// Name of the int8 kernel set and the float ops set in use.

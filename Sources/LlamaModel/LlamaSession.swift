@@ -43,7 +43,7 @@ public final class LlamaSession {
     private let attentionBlock = 64
     private let q8Row: (d: Int, dq: Int, ff: Int)
 
-    init(model: LlamaModel, contextLength: Int) {
+    init(model: LlamaModel, contextLength: Int) throws {
         self.model = model
         self.contextLength = contextLength
         let c = model.config
@@ -57,16 +57,16 @@ public final class LlamaSession {
         }
         attnScale = 1 / Float(hd).squareRoot()
         layerKV = nkv * contextLength * hd
-        let kb = AlignedBuffer(byteCount: c.blockCount * layerKV * 2)
-        let vb = AlignedBuffer(byteCount: c.blockCount * layerKV * 2)
+        let kb = try AlignedBuffer(byteCount: c.blockCount * layerKV * 2, what: "K cache")
+        let vb = try AlignedBuffer(byteCount: c.blockCount * layerKV * 2, what: "V cache")
         cacheBuffers = [kb, vb]
         kCache = kb.raw.bindMemory(to: UInt16.self, capacity: c.blockCount * layerKV)
         vCache = vb.raw.bindMemory(to: UInt16.self, capacity: c.blockCount * layerKV)
         q8Row = (d / 32 * 34, dq / 32 * 34, ff / 32 * 34)
-        one = Scratch(rows: 1, d: d, dq: dq, qkvWidth: qkvWidth, ff: ff, ropeDim: ropeDim, blas: nil)
-        decodeLogits = AlignedBuffer(floats: vocab)
+        one = try Scratch(rows: 1, d: d, dq: dq, qkvWidth: qkvWidth, ff: ff, ropeDim: ropeDim, blas: nil)
+        decodeLogits = try AlignedBuffer(floats: vocab, what: "logits")
         attnScratchStride = 2 * contextLength + 128
-        attnScratch = AlignedBuffer(floats: model.threads * attnScratchStride)
+        attnScratch = try AlignedBuffer(floats: model.threads * attnScratchStride, what: "attention scratch")
     }
 
     /// Drops the cache entries at positions >= `position` (no effect if it is >= the current one).
@@ -99,20 +99,11 @@ public final class LlamaSession {
             throw ModelError.invalidArgument("logitsFrom \(first) is outside 0..<\(tokens.count)")
         }
         try check(tokens)
-        model.lock.lock()
-        defer { model.lock.unlock() }
         let rows = tokens.count - first
-        let out: UnsafeMutablePointer<Float>
-        if rows == 1 {
-            out = decodeLogits.floats
-        } else {
-            if batchLogits == nil || batchLogits!.byteCount < rows * vocab * 4 {
-                batchLogits = nil
-                batchLogits = AlignedBuffer(floats: rows * vocab)
-            }
-            out = batchLogits!.floats
-        }
         let maxBatch = min(model.options.maxBatch, contextLength)
+        try prepare(chunk: min(maxBatch, tokens.count), logitRows: rows)
+        let out = rows == 1 ? decodeLogits.floats : batchLogits!.floats
+        model.lock.lock()
         tokens.withUnsafeBufferPointer { tok in
             guard let base = tok.baseAddress else { return }
             var i = 0
@@ -124,6 +115,8 @@ public final class LlamaSession {
                 i += n
             }
         }
+        model.lock.unlock()
+        // (outside the model lock: body may use other sessions of the same model)
         return try body(UnsafeBufferPointer(start: out, count: rows * vocab))
     }
 
@@ -164,6 +157,11 @@ public final class LlamaSession {
         let s = n == 1 ? one : batchScratch()
         let pos0 = position
         let eps = c.rmsEpsilon
+        if blas {
+            // OpenBLAS brings its own threads: our idle workers must not spin while it runs.
+            pool.setSpin(microseconds: 0)
+        }
+        defer { if blas { pool.setSpin(microseconds: LlamaModel.decodeSpinMicroseconds) } }
 
         // Token embeddings.                                              x: [n, d]
         let emb = W.tokenEmbedding
@@ -184,10 +182,12 @@ public final class LlamaSession {
 
             // ---- self-attention ----
             // xb = rmsnorm(x) * attn_norm                                 xb: [n, d]
-            for i in 0..<n { ek_rmsnorm_f32(s.xb + i * d, s.x + i * d, L.attnNorm, Int64(d), eps) }
+            forEachRow(n, parallel: blas) { i in
+                ek_rmsnorm_f32(s.xb + i * d, s.x + i * d, L.attnNorm, Int64(d), eps)
+                if blas { roundToQ8(s.xb + i * d, width: d, scratch: s.xq + i * q8Row.d) }
+            }
             // q | k | v = xb · [Wq; Wk; Wv]^T                             qkv: [n, dq + 2 dkv]
             if let F {
-                roundToQ8(s.xb, rows: n, width: d, stride: d, scratch: s.xq)
                 gemm(n, qkvWidth, d, s.xb, d, F + model.floatLayout.q, d, s.qkv, qkvWidth)
             } else {
                 quantizeRows(s.xb, n, into: s.xq)
@@ -199,14 +199,14 @@ public final class LlamaSession {
                 pool.run(ek_matvec_task_run, context: &t)
             }
             // RoPE on q and k (adjacent pairs); k, v rows → f16 cache at position pos0 + i.
-            for i in 0..<n {
+            forEachRow(n, parallel: blas) { i in
                 let row = s.qkv + i * qkvWidth, cs = s.cs + i * 2 * ropeDim
                 ek_rope_normal(row, Int64(nh), Int64(hd), Int64(ropeDim), cs)
                 ek_rope_normal(row + dq, Int64(nkv), Int64(hd), Int64(ropeDim), cs)
                 for g in 0..<nkv {
                     ek_f32_to_f16_row(row + dq + g * hd, kc + g * contextLength * hd + (pos0 + i) * hd, Int64(hd))
-                    let vt = vc + g * hd * contextLength + pos0 + i, v = row + dq + dkv + g * hd
-                    for e in 0..<hd { vt[e * contextLength] = ek_fp32_to_fp16(v[e]) }
+                    ek_f32_to_f16_strided(row + dq + dkv + g * hd, vc + g * hd * contextLength + pos0 + i,
+                                          Int64(hd), Int64(contextLength))
                 }
             }
             // att = softmax(q·K^T / sqrt(hd), causal) · V per head       att: [n, dq]
@@ -224,7 +224,7 @@ public final class LlamaSession {
             }
             // x += att · Wo^T                                             x: [n, d]
             if let F {
-                roundToQ8(s.att, rows: n, width: dq, stride: dq, scratch: s.attq)
+                forEachRow(n, parallel: true) { i in roundToQ8(s.att + i * dq, width: dq, scratch: s.attq + i * q8Row.dq) }
                 gemm(n, d, dq, s.att, dq, F + model.floatLayout.o, dq, s.x, d, beta: 1)
             } else {
                 var t = matvecTask(s.attq, q8Row.dq, cols: dq, n, yStride: d)
@@ -234,14 +234,17 @@ public final class LlamaSession {
 
             // ---- feed-forward (SwiGLU) ----
             // xb = rmsnorm(x) * ffn_norm                                   xb: [n, d]
-            for i in 0..<n { ek_rmsnorm_f32(s.xb + i * d, s.x + i * d, L.ffnNorm, Int64(d), eps) }
+            forEachRow(n, parallel: blas) { i in
+                ek_rmsnorm_f32(s.xb + i * d, s.x + i * d, L.ffnNorm, Int64(d), eps)
+                if blas { roundToQ8(s.xb + i * d, width: d, scratch: s.xq + i * q8Row.d) }
+            }
             // h = silu(xb · Wg^T) * (xb · Wu^T)                           h: [n, ff] over the gate half of gu
             if let F {
-                roundToQ8(s.xb, rows: n, width: d, stride: d, scratch: s.xq)
                 gemm(n, 2 * ff, d, s.xb, d, F + model.floatLayout.gate, d, s.gu, 2 * ff)
-                for i in 0..<n {
+                forEachRow(n, parallel: true) { i in
                     let row = s.gu + i * 2 * ff
                     ek_silu_mul_f32(row, row, row + ff, Int64(ff))
+                    roundToQ8(row, width: ff, scratch: s.hq + i * q8Row.ff)
                 }
             } else {
                 quantizeRows(s.xb, n, into: s.xq)
@@ -253,7 +256,6 @@ public final class LlamaSession {
             }
             // x += h · Wd^T                                               x: [n, d]
             if let F {
-                roundToQ8(s.gu, rows: n, width: ff, stride: 2 * ff, scratch: s.hq)
                 gemm(n, d, ff, s.gu, 2 * ff, F + model.floatLayout.down, ff, s.x, d, beta: 1)
             } else {
                 var t = matvecTask(s.hq, q8Row.ff, cols: ff, n, yStride: d)
@@ -267,9 +269,13 @@ public final class LlamaSession {
         // logits[r] = (rmsnorm(x[r]) * output_norm) · Wout^T for the wanted rows   [rows, vocab]
         guard !outRows.isEmpty else { return }
         let r0 = outRows.lowerBound, rows = outRows.count
-        for r in outRows { ek_rmsnorm_f32(s.xb + r * d, s.x + r * d, W.outputNorm, Int64(d), eps) }
-        if blas && rows > 1 {
-            roundToQ8(s.xb + r0 * d, rows: rows, width: d, stride: d, scratch: s.xq)
+        let wide = blas && rows > 1
+        forEachRow(rows, parallel: wide) { j in
+            let r = r0 + j
+            ek_rmsnorm_f32(s.xb + r * d, s.x + r * d, W.outputNorm, Int64(d), eps)
+            if wide { roundToQ8(s.xb + r * d, width: d, scratch: s.xq + r * q8Row.d) }
+        }
+        if wide {
             blasOutput(s.xb + r0 * d, rows: rows, logits: logits)
         } else {
             quantizeRows(s.xb + r0 * d, rows, into: s.xq)
@@ -285,14 +291,24 @@ public final class LlamaSession {
         for i in 0..<n { ek_quantize_row_q8_0(x + i * d, q + i * q8Row.d, Int64(d)) }
     }
 
-    /// Rounds rows of activations to the values their Q8_0 quantization represents, in place, so
+    /// Rounds a row of activations to the values its Q8_0 quantization represents, in place, so
     /// the float products of the BLAS path see what llama.cpp's int8 products see (it quantizes
     /// every activation row to Q8_0 before multiplying); only the order of the sums differs.
     @inline(__always)
-    private func roundToQ8(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, stride: Int, scratch: UnsafeMutableRawPointer) {
-        for i in 0..<rows {
-            ek_quantize_row_q8_0(x + i * stride, scratch, Int64(width))
-            ek_dequantize_row_q8_0(scratch, x + i * stride, Int64(width))
+    private func roundToQ8(_ x: UnsafeMutablePointer<Float>, width: Int, scratch: UnsafeMutableRawPointer) {
+        ek_quantize_row_q8_0(x, scratch, Int64(width))
+        ek_dequantize_row_q8_0(scratch, x, Int64(width))
+    }
+
+    /// body(i) for i in 0..<n: split across the worker pool for batches, inline otherwise.
+    @inline(__always)
+    private func forEachRow(_ n: Int, parallel: Bool, _ body: (Int) -> Void) {
+        if parallel && n > 1 {
+            model.pool.run { ith, nth in
+                for i in (n * ith / nth)..<(n * (ith + 1) / nth) { body(i) }
+            }
+        } else {
+            for i in 0..<n { body(i) }
         }
     }
 
@@ -316,39 +332,52 @@ public final class LlamaSession {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// Causal attention of the n batch rows (positions pos0..<pos0+n) over the cache, per head,
-    /// in blocks of query rows: S = Q·K^T/sqrt(hd) (sgemm), masked softmax per row, O = P·V,
-    /// with K and V read back from the f16 cache as Floats.
+    /// Causal attention of the n batch rows (positions pos0..<pos0+n) over the cache, one KV
+    /// head at a time with its query heads stacked: for each block of query tokens,
+    /// S = Q·K^T/sqrt(hd) (one sgemm for all heads of the group), masked softmax per row
+    /// (rows split across the pool), O = P·V (sgemm). K and V are read back from the f16 cache;
+    /// q and P are rounded to halves as llama.cpp's f16 products round them.
     private func blasAttention(_ s: Scratch, n: Int, pos0: Int, kc: UnsafeMutablePointer<UInt16>, vc: UnsafeMutablePointer<UInt16>) {
         guard let b = s.blas else { return }
-        let group = nh / nkv
-        let keysTotal = pos0 + n
+        let group = nh / nkv, keysTotal = pos0 + n
+        let ctx = contextLength, hd = hd, qkvWidth = qkvWidth, dq = dq
+        nonisolated(unsafe) let qkv = s.qkv, att = s.att, K = b.k, Vt = b.v, Qp = b.q, Op = b.o, S = b.scores
         for g in 0..<nkv {
             // K[keysTotal, hd] and V^T[hd, keysTotal] of this KV head as Floats
-            let K = b.k, Vt = b.v
-            ek_f16_to_f32_row(kc + g * contextLength * hd, K, Int64(keysTotal * hd))
-            for e in 0..<hd {
-                ek_f16_to_f32_row(vc + g * hd * contextLength + e * contextLength, Vt + e * keysTotal, Int64(keysTotal))
+            nonisolated(unsafe) let kg = kc + g * ctx * hd, vg = vc + g * hd * ctx
+            model.pool.run { ith, nth in
+                if ith == 0 || nth == 1 { ek_f16_to_f32_row(kg, K, Int64(keysTotal * hd)) }
+                if ith == nth - 1 {
+                    for e in 0..<hd { ek_f16_to_f32_row(vg + e * ctx, Vt + e * keysTotal, Int64(keysTotal)) }
+                }
             }
-            for h in (g * group)..<((g + 1) * group) {
-                // q rounded to f16 as llama.cpp does before its f16 products
-                for i in 0..<n { ek_round_f16_f32(s.qkv + i * qkvWidth + h * hd, Int64(hd)) }
-                var i0 = 0
-                while i0 < n {
-                    let i1 = min(n, i0 + attentionBlock), rows = i1 - i0, keys = pos0 + i1
-                    // S[rows, keys] = scale · Q[i0..<i1, head h] · K[0..<keys]^T
-                    gemm(rows, keys, hd, s.qkv + i0 * qkvWidth + h * hd, qkvWidth, K, hd, b.scores, keys, alpha: attnScale)
-                    for r in 0..<rows {
-                        let valid = pos0 + i0 + r + 1
-                        let row = b.scores + r * keys
+            var i0 = 0
+            while i0 < n {
+                let i1 = min(n, i0 + attentionBlock), tokens = i1 - i0, rows = tokens * group, keys = pos0 + i1
+                // Qp[(i - i0) * group + j] = half-rounded q of token i, head g*group + j
+                for i in i0..<i1 {
+                    let dst = Qp + (i - i0) * group * hd
+                    dst.update(from: qkv + i * qkvWidth + g * group * hd, count: group * hd)
+                    ek_round_f16_f32(dst, Int64(group * hd))
+                }
+                // S[rows, keys] = scale · Qp · K[0..<keys]^T
+                gemm(rows, keys, hd, Qp, hd, K, hd, S, keys, alpha: attnScale)
+                let base = pos0 + i0
+                model.pool.run { ith, nth in
+                    for r in (rows * ith / nth)..<(rows * (ith + 1) / nth) {
+                        let valid = base + r / group + 1
+                        let row = S + r * keys
                         ek_softmax_f32(row, Int64(valid), 1)
-                        ek_round_f16_f32(row, Int64(valid))   // probabilities -> f16, as llama.cpp
+                        ek_round_f16_f32(row, Int64(valid))
                         if valid < keys { (row + valid).update(repeating: 0, count: keys - valid) }
                     }
-                    // att[i0..<i1, head h] = S · V[0..<keys] = S · (V^T[:, 0..<keys])^T
-                    gemm(rows, hd, keys, b.scores, keys, Vt, keysTotal, s.att + i0 * dq + h * hd, dq)
-                    i0 = i1
                 }
+                // Op[rows, hd] = P · V[0..<keys] = P · (V^T[:, 0..<keys])^T, then into att
+                gemm(rows, hd, keys, S, keys, Vt, keysTotal, Op, hd)
+                for i in i0..<i1 {
+                    (att + i * dq + g * group * hd).update(from: Op + (i - i0) * group * hd, count: group * hd)
+                }
+                i0 = i1
             }
         }
     }
@@ -357,8 +386,7 @@ public final class LlamaSession {
     /// chunks of rows and multiplied with sgemm.
     private func blasOutput(_ xb: UnsafePointer<Float>, rows: Int, logits: UnsafeMutablePointer<Float>) {
         let out = model.weights.output
-        if outputChunk == nil { outputChunk = AlignedBuffer(floats: outputChunkRows * d) }
-        let chunk = outputChunk!.floats
+        guard let chunk = outputChunk?.floats else { return }   // allocated by prepare
         let rowBytes = out.cols / out.type.blockSize * out.type.bytesPerBlock
         var r0 = 0
         while r0 < vocab {
@@ -378,20 +406,35 @@ public final class LlamaSession {
     /// This layer's Float weights: the resident copy, or dequantized into the session's buffer.
     private func floatWeights(layer l: Int) -> UnsafePointer<Float> {
         if !model.residentLayers.isEmpty { return UnsafePointer(model.residentLayers[l].floats) }
-        if layerFloats == nil { layerFloats = AlignedBuffer(floats: model.floatLayout.total) }
-        let buf = layerFloats!.floats
+        let buf = layerFloats!.floats   // allocated by prepare
         LlamaModel.dequantizeLayer(model.weights.layers[l], layout: model.floatLayout, into: buf, pool: model.pool)
         return UnsafePointer(buf)
     }
 
-    private func batchScratch() -> Scratch {
-        if let many { return many }
+    private func batchScratch() -> Scratch { many ?? one }   // allocated by prepare
+
+    /// Allocates (once, or larger) what a call with chunks of `chunk` tokens and `logitRows`
+    /// logit rows needs, before anything runs: failure is a typed error and changes nothing.
+    private func prepare(chunk: Int, logitRows: Int) throws {
+        if logitRows > 1, (batchLogits?.byteCount ?? 0) < logitRows * vocab * 4 {
+            batchLogits = nil
+            batchLogits = try AlignedBuffer(floats: logitRows * vocab, what: "logits of \(logitRows) tokens")
+        }
+        guard chunk > 1 else { return }
         let rows = min(model.options.maxBatch, contextLength)
-        let blas = rows >= model.options.minBatchForBLAS
-            ? BLASScratch(keys: contextLength, hd: hd, scoreFloats: attentionBlock * contextLength) : nil
-        let s = Scratch(rows: rows, d: d, dq: dq, qkvWidth: qkvWidth, ff: ff, ropeDim: ropeDim, blas: blas)
-        many = s
-        return s
+        let blas = chunk >= model.options.minBatchForBLAS
+        if many == nil || (blas && many?.blas == nil) {
+            let b = blas ? try BLASScratch(keys: contextLength, hd: hd, queryRows: attentionBlock * (nh / nkv)) : nil
+            many = try Scratch(rows: rows, d: d, dq: dq, qkvWidth: qkvWidth, ff: ff, ropeDim: ropeDim, blas: b)
+        }
+        if blas {
+            if model.residentLayers.isEmpty, layerFloats == nil {
+                layerFloats = try AlignedBuffer(floats: model.floatLayout.total, what: "layer weights as Float")
+            }
+            if logitRows > 1, outputChunk == nil {
+                outputChunk = try AlignedBuffer(floats: outputChunkRows * d, what: "output matrix chunk as Float")
+            }
+        }
     }
 }
 
@@ -409,9 +452,9 @@ final class Scratch {
     let blas: BLASScratch?
     private let buffers: [AlignedBuffer]
 
-    init(rows: Int, d: Int, dq: Int, qkvWidth: Int, ff: Int, ropeDim: Int, blas: BLASScratch?) {
-        let f = [d, d, qkvWidth, dq, 2 * ff, 2 * ropeDim].map { AlignedBuffer(floats: rows * $0) }
-        let q = [d, dq, ff].map { AlignedBuffer(byteCount: rows * ($0 / 32 * 34)) }
+    init(rows: Int, d: Int, dq: Int, qkvWidth: Int, ff: Int, ropeDim: Int, blas: BLASScratch?) throws {
+        let f = try [d, d, qkvWidth, dq, 2 * ff, 2 * ropeDim].map { try AlignedBuffer(floats: rows * $0, what: "activations") }
+        let q = try [d, dq, ff].map { try AlignedBuffer(byteCount: rows * ($0 / 32 * 34), what: "Q8_0 activations") }
         buffers = f + q
         x = f[0].floats; xb = f[1].floats; qkv = f[2].floats; att = f[3].floats
         gu = f[4].floats; cs = f[5].floats
@@ -420,16 +463,21 @@ final class Scratch {
     }
 }
 
-/// Float K/V of one KV head and the scores of one block of query rows (BLAS attention).
+/// Float K/V of one KV head, and the stacked queries, scores and outputs of one block of
+/// query rows (BLAS attention).
 final class BLASScratch {
-    let k: UnsafeMutablePointer<Float>
-    let v: UnsafeMutablePointer<Float>
-    let scores: UnsafeMutablePointer<Float>
+    let k: UnsafeMutablePointer<Float>        // [keys, hd]
+    let v: UnsafeMutablePointer<Float>        // [hd, keys]
+    let q: UnsafeMutablePointer<Float>        // [queryRows, hd]
+    let o: UnsafeMutablePointer<Float>        // [queryRows, hd]
+    let scores: UnsafeMutablePointer<Float>   // [queryRows, keys]
     private let buffers: [AlignedBuffer]
 
-    init(keys: Int, hd: Int, scoreFloats: Int) {
-        let b = [AlignedBuffer(floats: keys * hd), AlignedBuffer(floats: keys * hd), AlignedBuffer(floats: scoreFloats)]
+    init(keys: Int, hd: Int, queryRows: Int) throws {
+        let b = try [keys * hd, keys * hd, queryRows * hd, queryRows * hd, queryRows * keys].map {
+            try AlignedBuffer(floats: $0, what: "attention scratch")
+        }
         buffers = b
-        k = b[0].floats; v = b[1].floats; scores = b[2].floats
+        k = b[0].floats; v = b[1].floats; q = b[2].floats; o = b[3].floats; scores = b[4].floats
     }
 }

@@ -22,6 +22,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidToken(Int32, vocabularySize: Int)
     /// A bad argument to an API call (empty token list, negative length, ...).
     case invalidArgument(String)
+    /// Memory for weights, the KV cache or scratch could not be allocated.
+    case outOfMemory(String)
 
     public var description: String {
         switch self {
@@ -47,6 +49,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
             return "token id \(t) is outside the vocabulary (0..<\(v))"
         case .invalidArgument(let m):
             return "invalid argument: \(m)"
+        case .outOfMemory(let m):
+            return "out of memory: \(m)"
         }
     }
 }

@@ -1,36 +1,59 @@
 import CKernels
 
-/// Owned, aligned, uninitialized memory (weights converted at load, caches, scratch).
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Owned, 64-byte aligned, uninitialized memory (weights converted at load, caches, scratch).
+/// Allocation failure is a typed error, not a crash.
 final class AlignedBuffer: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer
     let byteCount: Int
 
-    init(byteCount: Int, alignment: Int = 64) {
+    init(byteCount: Int, what: @autoclosure () -> String = "buffer") throws {
+        guard byteCount >= 0, byteCount <= Int.max / 2 else {
+            throw ModelError.outOfMemory("\(what()): \(byteCount) bytes is not a valid size")
+        }
+        var p: UnsafeMutableRawPointer?
+        guard posix_memalign(&p, 64, max(byteCount, 64)) == 0, let p else {
+            throw ModelError.outOfMemory("\(what()): cannot allocate \(byteCount) bytes")
+        }
         self.byteCount = byteCount
-        raw = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, alignment), alignment: alignment)
+        raw = p
     }
 
-    convenience init(floats count: Int) {
-        self.init(byteCount: count * MemoryLayout<Float>.stride)
+    convenience init(floats count: Int, what: @autoclosure () -> String = "buffer") throws {
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        guard !overflow else { throw ModelError.outOfMemory("\(what()): \(count) floats is too many") }
+        try self.init(byteCount: bytes, what: what())
     }
 
     var floats: UnsafeMutablePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
 
-    deinit { raw.deallocate() }
+    deinit { free(raw) }
 }
 
 /// The persistent worker pool (CKernels ek_pool): `threads` threads including the caller,
 /// created once; `run` hands every thread one call and returns when all are done.
 final class ThreadPool: @unchecked Sendable {
     let threads: Int
-    private let pool: OpaquePointer
+    /// nil if the workers could not be created: ek_pool_run then runs every share on the caller.
+    private let pool: OpaquePointer?
 
     init(threads: Int) {
-        self.threads = max(1, threads)
-        pool = ek_pool_create(Int32(self.threads))
+        let p: OpaquePointer? = ek_pool_create(Int32(max(1, threads)))
+        pool = p
+        self.threads = p == nil ? 1 : max(1, threads)
     }
 
     deinit { ek_pool_destroy(pool) }
+
+    /// How long idle workers (and the caller waiting for them) spin before sleeping.
+    func setSpin(microseconds: Int) {
+        ek_pool_set_spin_us(pool, Int32(microseconds))
+    }
 
     /// Runs a C task `fn(ctx, ith, nth)` on every thread.
     func run(_ fn: ek_task_fn, _ ctx: UnsafeMutableRawPointer) {

@@ -73,7 +73,7 @@ final class Weights: @unchecked Sendable {
 
         func vector(_ name: String, _ n: Int) throws -> UnsafePointer<Float> {
             let t = try info(name, [n])
-            let buf = AlignedBuffer(floats: n)
+            let buf = try AlignedBuffer(floats: n, what: name)
             do {
                 try Dequantize.rows(type: t.type, from: try data(t), count: n, into: buf.floats)
             } catch {
@@ -94,12 +94,12 @@ final class Weights: @unchecked Sendable {
             }
             // Convert to Q8_0 once (ggml's reference quantizer), rows split across the pool.
             let rowBytes = cols / 32 * 34
-            let buf = AlignedBuffer(byteCount: rows * rowBytes)
+            let buf = try AlignedBuffer(byteCount: rows * rowBytes, what: "Q8_0 copy of \(name)")
             let srcRowBytes = t.rowByteCount
             let type = t.type
             nonisolated(unsafe) let dst = buf.raw
             nonisolated(unsafe) let source = src
-            let scratch = AlignedBuffer(floats: cols * pool.threads)
+            let scratch = try AlignedBuffer(floats: cols * pool.threads, what: "conversion scratch")
             nonisolated(unsafe) let tmp = scratch.floats
             pool.run { ith, nth in
                 let r0 = rows * ith / nth, r1 = rows * (ith + 1) / nth

@@ -129,3 +129,32 @@ func exactDot(_ w: [UInt8], rowOffset: Int, _ x: [UInt8], blocks nb: Int) -> (va
 func dotTolerance(blocks nb: Int, magnitude: Double) -> Double {
     Double(2 * nb + 16) * 0x1p-24 * magnitude + 1e-30
 }
+
+/// llama.cpp's x86 Q8_0 dot product (ggml_vec_dot_q8_0_q8_0, AVX2/AVX-512 builds), written out
+/// in Swift: 8 int32 lanes per block (lane l = the 4 byte pairs 4l..4l+3), each lane accumulated
+/// over the blocks in order with a fused multiply-add by fp16(w.d)*fp16(x.d), then summed as
+/// ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
+func ggmlDot(_ w: UnsafeRawBufferPointer, rowOffset: Int, _ x: UnsafeRawBufferPointer, blocks nb: Int) -> Float {
+    var acc = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+    withUnsafeMutableBytes(of: &acc) { raw in
+        let a = raw.bindMemory(to: Float.self)
+        for b in 0..<nb {
+            let ow = rowOffset + b * q8BlockBytes, ox = b * q8BlockBytes
+            let dw = Float(Float16(bitPattern: UInt16(w[ow]) | UInt16(w[ow + 1]) << 8))
+            let dx = Float(Float16(bitPattern: UInt16(x[ox]) | UInt16(x[ox + 1]) << 8))
+            let d = dw * dx
+            for l in 0..<8 {
+                var s: Int32 = 0
+                for k in (4 * l)..<(4 * l + 4) {
+                    s += Int32(Int8(bitPattern: w[ow + 2 + k])) * Int32(Int8(bitPattern: x[ox + 2 + k]))
+                }
+                a[l] = a[l].addingProduct(Float(s), d)   // one rounding, like vfmadd
+            }
+        }
+    }
+    return ((acc.0 + acc.4) + (acc.2 + acc.6)) + ((acc.1 + acc.5) + (acc.3 + acc.7))
+}
+
+func ggmlDot(_ w: [UInt8], rowOffset: Int, _ x: [UInt8], blocks nb: Int) -> Float {
+    w.withUnsafeBytes { wp in x.withUnsafeBytes { xp in ggmlDot(wp, rowOffset: rowOffset, xp, blocks: nb) } }
+}

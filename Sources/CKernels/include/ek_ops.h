@@ -152,6 +152,8 @@ void ek_attn_row(const float *q, const uint16_t *k, const uint16_t *vt, int64_t 
 
 /// Round floats to IEEE halves (round to nearest even).
 void ek_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
+/// y[i*stride] = half(x[i]) (a row scattered into a column, e.g. V into the transposed cache).
+void ek_f32_to_f16_strided(const float *x, uint16_t *y, int64_t n, int64_t stride);
 /// x[i] = float(half(x[i])) in place.
 void ek_round_f16_f32(float *x, int64_t n);
 
