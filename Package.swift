@@ -9,7 +9,7 @@ let package = Package(
         .library(name: "GGUF", targets: ["GGUF"]),
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
         .library(name: "ChatTemplate", targets: ["ChatTemplate"]),
-        .library(name: "LlamaModel", targets: ["LlamaModel"]),
+        .library(name: "Transformer", targets: ["Transformer"]),
         .executable(name: "gguf", targets: ["gguf"]),
         .executable(name: "chat", targets: ["chat"]),
         .executable(name: "worker", targets: ["worker"]),
@@ -37,11 +37,11 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["GGUF"]),
         .target(name: "ChatTemplate"),
         // Stage 3: the model.
-        .target(name: "LlamaModel", dependencies: ["GGUF", "CKernels", "COpenBLAS"]),
+        .target(name: "Transformer", dependencies: ["GGUF", "CKernels", "COpenBLAS"]),
         // Stage 4: choosing tokens.
         .target(name: "Sampling"),
         // Stage 5: the Workers AI facade.
-        .target(name: "EdgeAI", dependencies: ["GGUF", "Tokenizer", "ChatTemplate", "LlamaModel", "Sampling"]),
+        .target(name: "EdgeAI", dependencies: ["GGUF", "Tokenizer", "ChatTemplate", "Transformer", "Sampling"]),
 
         // Executables.
         .executableTarget(name: "gguf", dependencies: [
@@ -61,7 +61,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Examples/worker/Main"),
         .executableTarget(name: "bench", dependencies: [
-            "GGUF", "Tokenizer", "LlamaModel",
+            "GGUF", "Tokenizer", "Transformer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks/bench"),
 
@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["CKernels"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"]),
-        .testTarget(name: "LlamaModelTests", dependencies: ["LlamaModel", "GGUF", "Tokenizer"]),
+        .testTarget(name: "TransformerTests", dependencies: ["Transformer", "GGUF", "Tokenizer"]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling"]),
         .testTarget(name: "EdgeAITests", dependencies: [
             "EdgeAI", "WorkerApp",

@@ -3,6 +3,9 @@
 #   $EDGEAI_CACHE/fixtures/llama.cpp/models/   llama.cpp's tokenizer test vocabs (.gguf/.inp/.out)
 #                                              and chat templates (templates/*.jinja), from the
 #                                              PyPI sdist llama-cpp-python==0.3.36
+#   $EDGEAI_CACHE/models/gemma-3-270m-q4_k_m.gguf
+#                                              the second real model of the tests (Gemma 3 270M,
+#                                              Q4_K_M), through Models/fetch.sh
 #   $EDGEAI_CACHE/fixtures/chat-templates-expected.json
 #                                              those templates rendered by Python jinja2 configured
 #                                              like Hugging Face apply_chat_template
@@ -38,4 +41,5 @@ if [ -f "$renderer" ] && { [ ! -f "$expected" ] || [ "$renderer" -nt "$expected"
   python3 "$renderer" "$models/templates" "$here/Fixtures/chat-conversations.json" > "$expected.tmp"
   mv "$expected.tmp" "$expected"
 fi
+bash "$here/../Models/fetch.sh" @cf/google/gemma-3-270m
 echo "fetch-fixtures: ready in $fixtures" >&2

@@ -1,22 +1,15 @@
 import ArgumentParser
 import Foundation
 import GGUF
-import LlamaModel
+import Transformer
 import Tokenizer
 
 @main
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measures the llama forward pass: prompt/generation speed like llama-bench, and perplexity like llama-perplexity.",
-        subcommands: [Speed.self, Perplexity.self])
-}
-
-enum PrefillChoice: String, ExpressibleByArgument, CaseIterable {
-    case perLayer = "per-layer"
-    case resident
-
-    var value: LlamaModel.PrefillWeights { self == .resident ? .resident : .dequantizePerLayer }
+        abstract: "Measures the forward pass: prompt/generation speed like llama-bench, perplexity like llama-perplexity, raw logits for comparisons.",
+        subcommands: [Speed.self, Perplexity.self, Logits.self])
 }
 
 struct BenchError: Error, CustomStringConvertible {
@@ -29,13 +22,12 @@ private func now() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
-private func loadModel(_ path: String, threads: Int, prefill: PrefillChoice, blasFrom: Int?) throws -> LlamaModel {
+private func loadModel(_ path: String, threads: Int, blasFrom: Int?) throws -> TransformerModel {
     let file = try GGUFFile(path: path)
-    var options = LlamaModel.Options()
+    var options = TransformerModel.Options()
     options.threads = threads
-    options.prefillWeights = prefill.value
     if let blasFrom { options.minBatchForBLAS = blasFrom }
-    return try LlamaModel(file: file, options: options)
+    return try TransformerModel(file: file, options: options)
 }
 
 /// Small deterministic generator for benchmark token ids (the values do not matter for speed).
@@ -60,7 +52,6 @@ struct Speed: ParsableCommand {
     @Option(name: .short, help: "generated tokens (0 = skip the tg test)") var n: Int = 128
     @Option(name: .short, help: "threads (default: number of cores)") var t: Int = 0
     @Option(name: .short, help: "repetitions") var r: Int = 5
-    @Option(name: .long, help: "prefill Float weights: per-layer (dequantize into a reused buffer) or resident") var prefill: PrefillChoice = .perLayer
     @Option(name: .long, help: "batches of at least this many tokens use OpenBLAS (default: the model's, 64)") var blasFrom: Int?
     @Flag(name: .long, help: "print a JSON array with llama-bench's keys") var json = false
 
@@ -72,7 +63,7 @@ struct Speed: ParsableCommand {
     }
 
     func run() throws {
-        let m = try loadModel(model, threads: t, prefill: prefill, blasFrom: blasFrom)
+        let m = try loadModel(model, threads: t, blasFrom: blasFrom)
         let vocab = m.config.vocabSize
         let session = try m.makeSession(contextLength: p + n)
         var rng = SplitMix64(state: 1234)
@@ -120,7 +111,7 @@ struct Speed: ParsableCommand {
                 let (mean, sd) = stats(res.samples)
                 objects.append([
                     "model_filename": model, "backend": "EdgeAI", "n_prompt": res.nPrompt, "n_gen": res.nGen,
-                    "n_threads": m.threads, "prefill_weights": prefill.rawValue,
+                    "n_threads": m.threads,
                     "avg_ts": mean, "stddev_ts": sd, "samples_ts": res.samples,
                 ])
             }
@@ -128,7 +119,7 @@ struct Speed: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("model: \(model)")
-            print(m.kernelDescription + ", prefill weights: \(prefill.rawValue)")
+            print(m.kernelDescription)
             print("| test   | threads |            t/s |")
             print("| ------ | ------: | -------------: |")
             for res in results {
@@ -148,7 +139,6 @@ struct Perplexity: ParsableCommand {
     @Option(name: .long, help: "text file") var file: String
     @Option(name: .long, help: "context (chunk) length") var ctx: Int = 512
     @Option(name: .short, help: "threads (default: number of cores)") var t: Int = 0
-    @Option(name: .long, help: "prefill Float weights: per-layer or resident") var prefill: PrefillChoice = .perLayer
     @Option(name: .long, help: "stop after this many chunks (0 = all)") var chunks: Int = 0
 
     func validate() throws {
@@ -158,10 +148,9 @@ struct Perplexity: ParsableCommand {
 
     func run() throws {
         let gguf = try GGUFFile(path: model)
-        var options = LlamaModel.Options()
+        var options = TransformerModel.Options()
         options.threads = t
-        options.prefillWeights = prefill.value
-        let m = try LlamaModel(file: gguf, options: options)
+        let m = try TransformerModel(file: gguf, options: options)
         let tokenizer = try Tokenizer(gguf: gguf)
         guard let data = FileManager.default.contents(atPath: file) else {
             throw BenchError(description: "cannot read \(file)")
@@ -204,5 +193,47 @@ struct Perplexity: ParsableCommand {
         let dt = now() - t1
         FileHandle.standardError.write(Data("perplexity: \(count) tokens scored in \(String(format: "%.2f", dt)) s (\(String(format: "%.1f", Double(use * ctx) / dt)) tokens/s evaluated)\n".utf8))
         print("PPL = \(String(format: "%.4f", exp(nll / Double(count))))")
+    }
+}
+
+struct Logits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluates token ids from an empty cache and writes the logits after every token: little-endian float32, row-major, n_tokens × n_vocab, nothing else.")
+
+    @Option(name: .long, help: "GGUF model file") var model: String
+    @Option(name: .long, help: "comma-separated token ids") var tokens: String
+    @Option(name: .long, help: "output file") var out: String
+    @Option(name: .long, help: "evaluate in chunks of this many tokens (default: all at once)") var chunk: Int?
+    @Option(name: .short, help: "threads (default: number of cores)") var t: Int = 0
+
+    func run() throws {
+        var ids: [Int32] = []
+        for part in tokens.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let v = Int32(part.trimmingCharacters(in: .whitespaces)) else {
+                throw BenchError(description: "--tokens: '\(part)' is not a token id")
+            }
+            ids.append(v)
+        }
+        guard !ids.isEmpty else { throw BenchError(description: "--tokens: no token ids") }
+        let size = chunk ?? ids.count
+        guard size >= 1 else { throw BenchError(description: "--chunk must be >= 1") }
+        guard t >= 0 else { throw BenchError(description: "-t must be >= 0") }
+        var options = TransformerModel.Options()
+        options.threads = t
+        let m = try TransformerModel(file: try GGUFFile(path: model), options: options)
+        let session = try m.makeSession(contextLength: max(ids.count, 1))
+        var bytes = Data(capacity: ids.count * m.config.vocabSize * 4)
+        var i = 0
+        while i < ids.count {
+            let part = Array(ids[i..<min(ids.count, i + size)])
+            try session.evaluate(part, logitsFrom: 0) { logits in
+                for v in logits { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+            }
+            i += part.count
+        }
+        guard FileManager.default.createFile(atPath: out, contents: bytes) else {
+            throw BenchError(description: "cannot write \(out)")
+        }
+        FileHandle.standardError.write(Data("logits: \(ids.count) × \(m.config.vocabSize) floats to \(out)\n".utf8))
     }
 }

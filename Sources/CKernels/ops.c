@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <stdatomic.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -812,9 +813,20 @@ static f16_ops f16_ops_get(void) {
 
 void ek_attn_row(const float *q, const uint16_t *k, const uint16_t *vt, int64_t kv_len,
                  int64_t n_pos, int64_t hd, float scale, int32_t mode, float *scratch, float *out) {
+    ek_attn_row_ext(q, k, vt, kv_len, 0, n_pos, hd, scale, 0.0f, mode, scratch, out);
+}
+
+void ek_attn_row_ext(const float *q, const uint16_t *k, const uint16_t *vt, int64_t kv_len,
+                     int64_t first, int64_t n_pos, int64_t hd, float scale, float softcap,
+                     int32_t mode, float *scratch, float *out) {
     const f16_ops o = f16_ops_get();
     uint16_t qh[512];
     ek_f32_to_f16_row(q, qh, hd);
+    // Positions first..<n_pos: shift the views so that index 0 is position `first`.
+    k += first * hd;
+    vt += first;
+    n_pos -= first;
+    const float inv_cap = softcap > 0.0f ? 1.0f / softcap : 0.0f;
     if (mode == EK_ATTN_GGML_FLASH) {
         // online softmax over positions in order, f16 accumulator (ggml flash-attn one_chunk)
         uint16_t acc[512];
@@ -822,7 +834,8 @@ void ek_attn_row(const float *q, const uint16_t *k, const uint16_t *vt, int64_t 
         float M = -INFINITY, S = 0.0f;
         uint16_t *vrow = (uint16_t *)scratch;   // V of one position, gathered from the transposed cache
         for (int64_t p = 0; p < n_pos; p++) {
-            const float s = o.dotv(k + p * hd, qh, hd, 0) * scale;
+            float s = o.dotv(k + p * hd, qh, hd, 0) * scale;
+            if (softcap > 0.0f) s = softcap * tanhf(s * inv_cap);
             float ms = 1.0f, vs = 1.0f;
             if (s > M) {
                 const float Mold = M;
@@ -846,6 +859,8 @@ void ek_attn_row(const float *q, const uint16_t *k, const uint16_t *vt, int64_t 
     const int seq = mode == EK_ATTN_GGML_TINYBLAS;
     for (int64_t i = 0; i < n_pos; i++)
         s[i] = (seq ? o.dots(k + i * hd, qh, hd) : o.dotv(k + i * hd, qh, hd, 0)) * scale;
+    if (softcap > 0.0f)   // ggml: scale(1/c), tanh, scale(c), then the softmax
+        for (int64_t i = 0; i < n_pos; i++) s[i] = tanhf(s[i] * inv_cap) * softcap;
     o.softmax(s, n_pos, p);
     for (int64_t d = 0; d < hd; d++)
         out[d] = seq ? o.dots(vt + d * kv_len, p, n_pos) : o.dotv(vt + d * kv_len, p, n_pos, 1);
@@ -932,8 +947,10 @@ void ek_attn_task_run(void *ctx, int ith, int nth) {
     for (int64_t it = i0; it < i1; it++) {
         const int64_t tok = it / t->n_head, h = it % t->n_head, g = h / group;
         float *o = t->out + tok * t->out_stride + h * hd;
-        ek_attn_row(t->q + tok * t->q_stride + h * hd, t->k + g * t->kv_len * hd, t->vt + g * hd * t->kv_len,
-                    t->kv_len, t->pos0 + tok + 1, hd, t->scale, t->mode, scratch, o);
+        const int64_t pos = t->pos0 + tok;
+        const int64_t first = t->window > 0 && pos + 1 > t->window ? pos + 1 - t->window : 0;
+        ek_attn_row_ext(t->q + tok * t->q_stride + h * hd, t->k + g * t->kv_len * hd, t->vt + g * hd * t->kv_len,
+                        t->kv_len, first, pos + 1, hd, t->scale, t->softcap, t->mode, scratch, o);
         if (t->out_q8)
             ek_quantize_row_q8_0(o, (uint8_t *)t->out_q8 + tok * t->out_q8_stride + h * (hd / 32) * EK_Q8_0_BLOCK_BYTES, hd);
     }
@@ -971,5 +988,49 @@ void ek_dequant_task_run(void *ctx, int ith, int nth) {
         if (b0 < b1)
             dequant_part(t->type[p], (const uint8_t *)t->src[p] + b0 * bb, t->dst[p] + b0 * 32,
                          (b1 - b0) * 32);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// NEOX rotary embedding and GeGLU
+
+void ek_rope_neox(float *x, int64_t n_heads, int64_t head_stride, int64_t n_dims, const float *cs) {
+    const int64_t half = n_dims / 2;
+    for (int64_t h = 0; h < n_heads; h++) {
+        float *v = x + h * head_stride;
+        for (int64_t i = 0; i < half; i++) {
+            const float x0 = v[i], x1 = v[i + half], c = cs[2 * i], s = cs[n_dims + 2 * i + 1];
+            const float t0 = x1 * s, t1 = x1 * c;
+            v[i] = fmaf(x0, c, -t0);
+            v[i + half] = fmaf(x0, s, t1);
+        }
+    }
+}
+
+// ggml computes GELU (tanh form) through a table indexed by the input rounded to a half, whose
+// entries are the halves of gelu(that half): built once, on first use.
+static uint16_t gelu_table[1 << 16];
+static atomic_int gelu_table_state;   // 0 = not built, 1 = building, 2 = ready
+
+static void gelu_table_build(void) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&gelu_table_state, &expected, 1)) {
+        for (uint32_t i = 0; i < (1u << 16); i++) {
+            const float f = ek_fp16_to_fp32((uint16_t)i);
+            const float g = 0.5f * f * (1.0f + tanhf(0.79788456080286535587989211986876f * f * (1.0f + 0.044715f * f * f)));
+            gelu_table[i] = ek_fp32_to_fp16(g);
+        }
+        atomic_store(&gelu_table_state, 2);
+    }
+    while (atomic_load(&gelu_table_state) != 2) { }
+}
+
+void ek_gelu_mul_f32(float *out, const float *gate, const float *up, int64_t n) {
+    if (atomic_load_explicit(&gelu_table_state, memory_order_acquire) != 2) gelu_table_build();
+    for (int64_t i = 0; i < n; i++) {
+        const float x = gate[i];
+        if (x <= -10.0f) out[i] = 0.0f;
+        else if (x >= 10.0f) out[i] = x * up[i];
+        else out[i] = ek_fp16_to_fp32(gelu_table[ek_fp32_to_fp16(x)]) * up[i];
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import LlamaModel
+import Transformer
 import Sampling
 
 /// A lock-protected value (the package targets macOS 14, before `Synchronization.Mutex`).
@@ -74,12 +74,12 @@ public final class AI: Sendable {
 
     /// Serve the GGUF file at `path` under `id` (any id, e.g. `@cf/meta/llama-2-7b-chat-int8`),
     /// replacing an earlier entry with that id. Loading happens on first use.
-    public func register(_ id: String, path: String, contextWindow: Int? = nil) {
+    public func register(_ id: String, path: String, contextWindow: Int? = nil, chatTemplate: String? = nil) {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        let info = ModelInfo(id: id, path: absolute, contextWindow: contextWindow)
+        let info = ModelInfo(id: id, path: absolute, contextWindow: contextWindow, chatTemplate: chatTemplate)
         registry.withLock { list in
             if let i = list.firstIndex(where: { $0.id == id }) {
-                list[i] = ModelInfo(id: id, path: absolute, contextWindow: contextWindow, isDefault: list[i].isDefault)
+                list[i] = ModelInfo(id: id, path: absolute, contextWindow: contextWindow, isDefault: list[i].isDefault, chatTemplate: chatTemplate)
             } else {
                 list.append(info)
             }

@@ -8,19 +8,24 @@ public struct ModelInfo: Sendable, Equatable, Hashable {
     /// Tokens of prompt + output allowed (5021 beyond); nil: the model's own, capped at 8192.
     public var contextWindow: Int?
     public var isDefault: Bool
+    /// Jinja chat template to use instead of the GGUF's `tokenizer.chat_template` (needed for
+    /// `messages` on a model whose file has none, e.g. a base model).
+    public var chatTemplate: String?
 
-    public init(id: String, path: String, contextWindow: Int? = nil, isDefault: Bool = false) {
+    public init(id: String, path: String, contextWindow: Int? = nil, isDefault: Bool = false, chatTemplate: String? = nil) {
         self.id = id
         self.path = path
         self.contextWindow = contextWindow
         self.isDefault = isDefault
+        self.chatTemplate = chatTemplate
     }
 }
 
 /// Reads a model catalog (`Models/catalog.json`).
 ///
 /// Accepted shapes: `{"models": [entry, …], "default": "<id>"?}` or a bare `[entry, …]`, where an
-/// entry is `{"id": "…", "file": "<name or path>", "context_window": n?, "default": bool?}`
+/// entry is `{"id": "…", "file": "<name or path>", "context_window": n?, "default": bool?,
+/// "chat_template": "<jinja>"?}`
 /// (`filename` or `path` may stand for `file`). Relative file names live in the models directory.
 public enum ModelCatalog {
     /// `${EDGEAI_MODELS:-${EDGEAI_CACHE:-$HOME/.cache/edgeai}/models}`.
@@ -97,7 +102,9 @@ public enum ModelCatalog {
             var isDefault = false
             if case .bool(let b)? = e["default"] { isDefault = b }
             if id == defaultID { isDefault = true }
-            models.append(ModelInfo(id: id, path: path, contextWindow: window, isDefault: isDefault))
+            var template: String?
+            if case .string(let t)? = e["chat_template"] { template = t }
+            models.append(ModelInfo(id: id, path: path, contextWindow: window, isDefault: isDefault, chatTemplate: template))
         }
         return models
     }

@@ -1,7 +1,7 @@
 import ChatTemplate
 import Foundation
 import GGUF
-import LlamaModel
+import Transformer
 import Sampling
 import Tokenizer
 
@@ -33,8 +33,10 @@ final class ModelEngine: @unchecked Sendable {
     let info: ModelInfo
     let file: GGUFFile
     let tokenizer: Tokenizer
-    let model: LlamaModel
-    let template: ChatTemplate
+    let model: TransformerModel
+    /// The caller's template, else the GGUF's; nil when neither exists (a base model: `prompt`
+    /// is completed as raw text and `messages` is refused).
+    let template: ChatTemplate?
     let bosText: String
     let eosText: String
     let contextWindow: Int
@@ -43,15 +45,9 @@ final class ModelEngine: @unchecked Sendable {
     let exactPrefill: Bool
 
     // Confined to `queue`.
-    private var session: LlamaSession?
+    private var session: TransformerSession?
     private(set) var cachedTokens: [Int32] = []
 
-    /// ChatML, used when a GGUF carries no chat template (llama.cpp's fallback too).
-    static let chatMLTemplate = """
-        {% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}
-        """
-
-    /// Default cap on the context window when neither the catalog nor the caller gives one.
     static let defaultContextCap = 8192
 
     init(info: ModelInfo, threads: Int, exactPrefill: Bool) throws {
@@ -63,13 +59,13 @@ final class ModelEngine: @unchecked Sendable {
         do {
             file = try GGUFFile(path: info.path)
             tokenizer = try Tokenizer(gguf: file)
-            model = try LlamaModel(file: file, threads: threads)
+            model = try TransformerModel(file: file, threads: threads)
         } catch {
             throw AIError.internal("Cannot load model \(info.id) from \(info.path): \(error)")
         }
-        let source = (try? file.string("tokenizer.chat_template")) ?? nil
+        let source = info.chatTemplate ?? ((try? file.string("tokenizer.chat_template")) ?? nil)
         do {
-            template = try ChatTemplate(source ?? Self.chatMLTemplate)
+            template = try source.map { try ChatTemplate($0) }
         } catch {
             throw AIError.internal("The chat template of model \(info.id) does not parse: \(error)")
         }
@@ -81,14 +77,15 @@ final class ModelEngine: @unchecked Sendable {
     }
 
     /// The tokens of a validated input: a bare prompt becomes one user message, messages go
-    /// through the chat template with the generation prompt, `raw` skips the template. Like
+    /// through the chat template with the generation prompt, `raw` skips the template. A model
+    /// without a chat template completes a bare prompt as raw text and refuses messages. Like
     /// llama.cpp's server: a BOS/EOS the template already wrote is not added twice, and the text
     /// is tokenized with special tokens added (as the GGUF says) and parsed.
     func promptTokens(for input: AIInput) throws(AIError) -> [Int32] {
         var text: String
-        if input.raw == true, let prompt = input.prompt {
+        if let prompt = input.prompt, input.raw == true || template == nil {
             text = prompt
-        } else {
+        } else if let template {
             let messages = input.messages ?? [AIMessage(role: "user", content: input.prompt ?? "")]
             let values: [[String: TemplateValue]] = messages.map { ["role": .string($0.role), "content": .string($0.content)] }
             do {
@@ -99,6 +96,8 @@ final class ModelEngine: @unchecked Sendable {
             }
             if tokenizer.addsBOS, !bosText.isEmpty, text.hasPrefix(bosText) { text.removeFirst(bosText.count) }
             if tokenizer.addsEOS, !eosText.isEmpty, text.hasSuffix(eosText) { text.removeLast(eosText.count) }
+        } else {
+            throw AIError.invalidInput("Model \(info.id) has no chat template (it is a base model): send \"prompt\" for a raw completion, or supply a chat template (\"chat_template\" in the catalog, or AI.register(_:path:chatTemplate:))")
         }
         let tokens = tokenizer.encode(text, addSpecial: true, parseSpecial: true)
         if tokens.isEmpty { throw AIError.invalidInput("The input produced no tokens") }
@@ -147,7 +146,7 @@ final class ModelEngine: @unchecked Sendable {
     private func generateThrowing(_ job: GenerationJob) throws -> AIOutput {
         if job.isCancelled { throw AIError.aborted }
         let start = DispatchTime.now().uptimeNanoseconds
-        let session: LlamaSession
+        let session: TransformerSession
         if let s = self.session {
             session = s
         } else {

@@ -141,6 +141,8 @@ typedef struct {
     int64_t n_head, n_head_kv, head_dim;
     float scale;
     int32_t mode;          // ek_attn_mode
+    int64_t window;        // > 0: token at position p attends only to p-window+1 ... p (sliding window)
+    float softcap;         // > 0: scores s become softcap*tanh(s/softcap) before the softmax
 } ek_attn_task;
 void ek_attn_task_run(void *ctx, int ith, int nth);
 
@@ -149,6 +151,20 @@ void ek_attn_task_run(void *ctx, int ith, int nth);
 void ek_attn_row(const float *q, const uint16_t *k, const uint16_t *vt, int64_t kv_len,
                  int64_t n_pos, int64_t head_dim, float scale, int32_t mode, float *scratch,
                  float *out);
+
+/// ek_attn_row over positions first..<n_pos only (a sliding window), with optional score
+/// softcapping (softcap > 0: s -> softcap*tanh(s/softcap) after scaling, as gemma2 does).
+void ek_attn_row_ext(const float *q, const uint16_t *k, const uint16_t *vt, int64_t kv_len,
+                     int64_t first, int64_t n_pos, int64_t head_dim, float scale, float softcap,
+                     int32_t mode, float *scratch, float *out);
+
+/// NEOX RoPE (rotates the halves (x[i], x[i + n_dims/2]) of each head), same table and
+/// arithmetic as ek_rope_normal.
+void ek_rope_neox(float *x, int64_t n_heads, int64_t head_stride, int64_t n_dims, const float *cs);
+
+/// out[i] = gelu(gate[i]) * up[i] with ggml's GELU: tanh form looked up in a table of halves
+/// (input rounded to a half; 0 below -10, identity above 10). out may alias gate or up.
+void ek_gelu_mul_f32(float *out, const float *gate, const float *up, int64_t n);
 
 /// Round floats to IEEE halves (round to nearest even).
 void ek_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);

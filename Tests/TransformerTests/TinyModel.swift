@@ -1,6 +1,6 @@
 import Foundation
 import GGUF
-@testable import LlamaModel
+@testable import Transformer
 
 /// A tiny random-weight llama model written with our GGUF writer: exercises shapes and every
 /// code path in milliseconds. Also a plain double-precision reference forward pass over the
@@ -155,7 +155,7 @@ struct SplitMix {
 
 /// Textbook llama forward pass in Double over the file's dequantized weights.
 final class ReferenceLlama {
-    let c: LlamaConfig
+    let c: ModelConfig
     let emb: [Float], out: [Float], outNorm: [Float]
     struct Layer { let an: [Float], fn: [Float], q: [Float], k: [Float], v: [Float], o: [Float], g: [Float], u: [Float], d: [Float] }
     let layers: [Layer]
@@ -163,7 +163,7 @@ final class ReferenceLlama {
     var vCache: [[[Double]]]
 
     init(file: GGUFFile) throws {
-        c = try LlamaConfig(gguf: file)
+        c = try ModelConfig(gguf: file)
         func t(_ n: String) throws -> [Float] {
             guard let i = file.tensor(named: n) else { throw ModelError.missingTensor(n) }
             return try file.dequantize(i)

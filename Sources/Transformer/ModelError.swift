@@ -28,7 +28,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String {
         switch self {
         case .unsupportedArchitecture(let a):
-            return "unsupported model architecture '\(a)': only 'llama' (Llama 2/3, Mistral, SmolLM2, TinyLlama) is implemented"
+            return "unsupported model architecture '\(a)': supported are \(Architectures.names.joined(separator: ", "))"
         case .missingKey(let k):
             return "missing GGUF metadata key '\(k)'"
         case .badMetadata(let k, let m):
@@ -38,9 +38,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
         case .badShape(let t, let e, let a):
             return "tensor '\(t)' has shape \(a), expected \(e) (ggml order, row length first)"
         case .unsupportedTensorType(let t, let ty):
-            return "tensor '\(t)' has type \(ty), which this model cannot use (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1)"
+            return "tensor '\(t)' has type \(ty), which this model cannot use (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)"
         case .unsupportedTensor(let t):
-            return "tensor '\(t)' is not supported by this llama implementation"
+            return "tensor '\(t)' is not supported by this implementation of the architecture"
         case .unsupportedRopeScaling(let s):
             return "unsupported RoPE scaling: \(s) (supported: none, linear, per-dimension rope_freqs)"
         case .contextOverflow(let p, let c, let l):

@@ -1,0 +1,219 @@
+import CKernels
+import Foundation
+import GGUF
+
+/// One conversation: a KV cache sized to `contextLength` plus the scratch memory of the
+/// forward pass. Not thread-safe: use a session from one thread at a time (sessions of the
+/// same model may live on different threads; their evaluations take turns).
+public final class TransformerSession {
+    public let model: TransformerModel
+    /// Capacity of the KV cache in tokens.
+    public let contextLength: Int
+    /// Tokens currently in the KV cache (the position the next token is evaluated at).
+    public internal(set) var position: Int = 0
+
+    /// KV cache as IEEE halves, like llama.cpp's default: per layer, K as [kv head][position][hd]
+    /// and V transposed, [kv head][hd][position] (llama.cpp's layout without flash attention).
+    let kCache: UnsafeMutablePointer<UInt16>
+    let vCache: UnsafeMutablePointer<UInt16>
+    /// Halves per layer in each of K and V: nkv * contextLength * hd.
+    let layerKV: Int
+    private let cacheBuffers: [AlignedBuffer]
+    /// Per-thread attention scratch (scores and probabilities of one row).
+    let attnScratch: AlignedBuffer
+    let attnScratchStride: Int
+
+    /// Scratch for one token (decode) and, allocated on first use, for a batch.
+    private let one: Scratch
+    private var many: Scratch?
+    private let decodeLogits: AlignedBuffer   // [vocab]
+    private var batchLogits: AlignedBuffer?   // [rows × vocab], grown on demand
+    /// Float weights of the matrices one BLAS product uses (allocated on first BLAS batch).
+    var floatWeights: AlignedBuffer?
+    private lazy var forwardPass = Forward(session: self)
+
+    init(model: TransformerModel, contextLength: Int) throws {
+        self.model = model
+        self.contextLength = contextLength
+        let c = model.config
+        layerKV = c.headCountKV * contextLength * c.headDimension
+        let kb = try AlignedBuffer(byteCount: c.blockCount * layerKV * 2, what: "K cache")
+        let vb = try AlignedBuffer(byteCount: c.blockCount * layerKV * 2, what: "V cache")
+        cacheBuffers = [kb, vb]
+        kCache = kb.raw.bindMemory(to: UInt16.self, capacity: c.blockCount * layerKV)
+        vCache = vb.raw.bindMemory(to: UInt16.self, capacity: c.blockCount * layerKV)
+        one = try Scratch(rows: 1, model: model, contextLength: contextLength, blas: false)
+        decodeLogits = try AlignedBuffer(floats: c.vocabSize, what: "logits")
+        attnScratchStride = 2 * contextLength + 128
+        attnScratch = try AlignedBuffer(floats: model.threads * attnScratchStride, what: "attention scratch")
+    }
+
+    /// Drops the cache entries at positions >= `position` (no effect if it is >= the current one).
+    public func truncate(to position: Int) {
+        self.position = max(0, min(position, self.position))
+    }
+
+    /// Empties the cache.
+    public func reset() { position = 0 }
+
+    /// Appends `tokens` to the cache and returns the logits after the last one (vocabSize floats).
+    public func evaluate(_ tokens: [Int32]) throws -> [Float] {
+        try evaluate(tokens, logitsFrom: max(0, tokens.count - 1)) { Array($0) }
+    }
+
+    /// Appends `tokens` and returns the logits after every one of them.
+    public func evaluateAll(_ tokens: [Int32]) throws -> [[Float]] {
+        let v = model.config.vocabSize
+        return try evaluate(tokens, logitsFrom: 0) { all in
+            (0..<tokens.count).map { i in Array(all[(i * v)..<((i + 1) * v)]) }
+        }
+    }
+
+    /// Appends `tokens` and hands `body` the logits after tokens[first...], row-major
+    /// ((tokens.count - first) × vocabSize floats, valid only during the call).
+    public func evaluate<R>(_ tokens: [Int32], logitsFrom first: Int,
+                            _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        guard !tokens.isEmpty else { throw ModelError.invalidArgument("no tokens to evaluate") }
+        guard first >= 0, first < tokens.count else {
+            throw ModelError.invalidArgument("logitsFrom \(first) is outside 0..<\(tokens.count)")
+        }
+        try check(tokens)
+        let vocab = model.config.vocabSize
+        let rows = tokens.count - first
+        let maxBatch = min(model.options.maxBatch, contextLength)
+        try prepare(chunk: min(maxBatch, tokens.count), logitRows: rows)
+        let out = rows == 1 ? decodeLogits.floats : batchLogits!.floats
+        model.lock.lock()
+        tokens.withUnsafeBufferPointer { tok in
+            guard let base = tok.baseAddress else { return }
+            var i = 0
+            while i < tokens.count {
+                let n = min(maxBatch, tokens.count - i)
+                // Rows of this chunk whose logits are wanted, relative to the chunk.
+                let lo = max(first, i) - i
+                run(base + i, n, outRows: lo < n ? lo..<n : 0..<0, logits: out + (max(first, i) - first) * vocab)
+                i += n
+            }
+        }
+        model.lock.unlock()
+        // (outside the model lock: body may use other sessions of the same model)
+        return try body(UnsafeBufferPointer(start: out, count: rows * vocab))
+    }
+
+    /// Evaluates one token on the int8 path; the logits stay valid until the next call.
+    public func decode(_ token: Int32) throws -> UnsafeBufferPointer<Float> {
+        try check(CollectionOfOne(token))
+        model.lock.lock()
+        defer { model.lock.unlock() }
+        withUnsafePointer(to: token) { run($0, 1, outRows: 0..<1, logits: decodeLogits.floats) }
+        return UnsafeBufferPointer(start: decodeLogits.floats, count: model.config.vocabSize)
+    }
+
+    /// Rejects bad token ids and overflow before anything is written.
+    private func check<C: Collection>(_ tokens: C) throws where C.Element == Int32 {
+        guard position + tokens.count <= contextLength else {
+            throw ModelError.contextOverflow(position: position, count: tokens.count, limit: contextLength)
+        }
+        let vocab = model.config.vocabSize
+        for t in tokens where t < 0 || Int(t) >= vocab {
+            throw ModelError.invalidToken(t, vocabularySize: vocab)
+        }
+    }
+
+    private func run(_ tokens: UnsafePointer<Int32>, _ n: Int, outRows: Range<Int>, logits: UnsafeMutablePointer<Float>) {
+        let f = forwardPass
+        f.begin(scratch: n == 1 ? one : (many ?? one), tokens: tokens, n: n, pos0: position)
+        for l in 0..<model.config.blockCount {
+            model.architecture.block(f, l, model.weights.layers[l], model.config)
+        }
+        position += n
+        f.output(rows: outRows, logits: logits)
+        f.end()
+    }
+
+    /// Allocates (once, or larger) what a call with chunks of `chunk` tokens and `logitRows`
+    /// logit rows needs, before anything runs: failure is a typed error and changes nothing.
+    private func prepare(chunk: Int, logitRows: Int) throws {
+        let vocab = model.config.vocabSize
+        if logitRows > 1, (batchLogits?.byteCount ?? 0) < logitRows * vocab * 4 {
+            batchLogits = nil
+            batchLogits = try AlignedBuffer(floats: logitRows * vocab, what: "logits of \(logitRows) tokens")
+        }
+        guard chunk > 1 else { return }
+        let rows = min(model.options.maxBatch, contextLength)
+        let blas = chunk >= model.options.minBatchForBLAS
+        if many == nil || (blas && many?.blas == nil) {
+            many = nil
+            many = try Scratch(rows: rows, model: model, contextLength: contextLength, blas: blas)
+        }
+        if blas, floatWeights == nil {
+            floatWeights = try AlignedBuffer(floats: model.plan.floatWeightElements, what: "weights as Float (BLAS prefill)")
+        }
+    }
+}
+
+/// Activations of up to `rows` tokens.
+final class Scratch {
+    let rows: Int
+    let x: UnsafeMutablePointer<Float>      // [rows, d] residual stream
+    let xb: UnsafeMutablePointer<Float>     // [rows, d] normalized input of a projection
+    let tmp: UnsafeMutablePointer<Float>    // [rows, d] a sub-layer's output before the residual add
+    let qkv: UnsafeMutablePointer<Float>    // [rows, dq + dkv + dv]
+    let att: UnsafeMutablePointer<Float>    // [rows, heads·dv]
+    let gu: UnsafeMutablePointer<Float>     // [rows, 2 ff] gate | up, then h over the gate half
+    let csGlobal: UnsafeMutablePointer<Float>   // [rows, 2 ropeDim] RoPE table of global layers
+    let csSliding: UnsafeMutablePointer<Float>  // [rows, 2 ropeDim] RoPE table of sliding layers
+    /// Activations quantized for the dot products: 3 slots (one per activation format in use
+    /// by one product) of `rows` rows of at most `actRowBytes` bytes.
+    let act: UnsafeMutableRawPointer
+    let actRowBytes: Int
+    /// [rows, max width] activations rounded through a format (BLAS path).
+    let rounded: UnsafeMutablePointer<Float>?
+    let blas: BLASScratch?
+    private let buffers: [AlignedBuffer]
+
+    init(rows: Int, model: TransformerModel, contextLength: Int, blas useBLAS: Bool) throws {
+        let c = model.config
+        let d = c.embeddingLength, ff = c.feedForwardLength, rd = c.ropeDimensionCount
+        let widths = [d, d, d, model.plan.qkvWidth, c.attentionOutputDimension, 2 * ff, 2 * rd, 2 * rd]
+        var f = try widths.map { try AlignedBuffer(floats: rows * $0, what: "activations") }
+        self.rows = rows
+        x = f[0].floats; xb = f[1].floats; tmp = f[2].floats; qkv = f[3].floats; att = f[4].floats
+        gu = f[5].floats; csGlobal = f[6].floats; csSliding = f[7].floats
+        // 4 bytes per element bounds every activation format (F32 is the widest), plus a block's slack.
+        actRowBytes = 4 * model.plan.maxColumns + 64
+        let a = try AlignedBuffer(byteCount: 3 * rows * actRowBytes, what: "quantized activations")
+        act = a.raw
+        f.append(a)
+        if useBLAS {
+            let r = try AlignedBuffer(floats: rows * model.plan.maxColumns, what: "rounded activations")
+            rounded = r.floats
+            f.append(r)
+            blas = try BLASScratch(keys: contextLength, hd: c.headDimension,
+                                   queryRows: Forward.attentionBlock * (c.headCount / c.headCountKV))
+        } else {
+            rounded = nil
+            blas = nil
+        }
+        buffers = f
+    }
+}
+
+/// Float K/V of one KV head, and the stacked queries, scores and outputs of one block of
+/// query rows (BLAS attention).
+final class BLASScratch {
+    let k: UnsafeMutablePointer<Float>        // [keys, hd]
+    let v: UnsafeMutablePointer<Float>        // [hd, keys]
+    let q: UnsafeMutablePointer<Float>        // [queryRows, hd]
+    let o: UnsafeMutablePointer<Float>        // [queryRows, hd]
+    let scores: UnsafeMutablePointer<Float>   // [queryRows, keys]
+    private let buffers: [AlignedBuffer]
+
+    init(keys: Int, hd: Int, queryRows: Int) throws {
+        let b = try [keys * hd, keys * hd, queryRows * hd, queryRows * hd, queryRows * keys].map {
+            try AlignedBuffer(floats: $0, what: "attention scratch")
+        }
+        buffers = b
+        k = b[0].floats; v = b[1].floats; q = b[2].floats; o = b[3].floats; scores = b[4].floats
+    }
+}
