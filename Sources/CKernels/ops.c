@@ -956,40 +956,7 @@ void ek_attn_task_run(void *ctx, int ith, int nth) {
     }
 }
 
-static void dequant_part(int32_t type, const void *src, float *dst, int64_t count) {
-    switch (type) {
-    case 0: memcpy(dst, src, sizeof(float) * (size_t)count); break;
-    case 1: ek_dequantize_row_f16(src, dst, count); break;
-    case 2: ek_dequantize_row_q4_0(src, dst, count); break;
-    case 3: ek_dequantize_row_q4_1(src, dst, count); break;
-    case 8: ek_dequantize_row_q8_0(src, dst, count); break;
-    case 30: ek_dequantize_row_bf16(src, dst, count); break;
-    default: break;
-    }
-}
-
-static int64_t block_bytes(int32_t type) {
-    switch (type) {
-    case 0: return 32 * 4;
-    case 1: case 30: return 32 * 2;
-    case 2: return EK_Q4_0_BLOCK_BYTES;
-    case 3: return EK_Q4_1_BLOCK_BYTES;
-    case 8: return EK_Q8_0_BLOCK_BYTES;
-    default: return 0;
-    }
-}
-
-void ek_dequant_task_run(void *ctx, int ith, int nth) {
-    const ek_dequant_task *t = (const ek_dequant_task *)ctx;
-    for (int p = 0; p < t->nparts; p++) {
-        const int64_t blocks = t->count[p] / 32, bb = block_bytes(t->type[p]);
-        if (bb == 0) continue;
-        const int64_t b0 = blocks * ith / nth, b1 = blocks * (ith + 1) / nth;
-        if (b0 < b1)
-            dequant_part(t->type[p], (const uint8_t *)t->src[p] + b0 * bb, t->dst[p] + b0 * 32,
-                         (b1 - b0) * 32);
-    }
-}
+// ek_dequant_task_run lives in types.c (it uses the per-type table).
 
 // ---------------------------------------------------------------------------------------
 // NEOX rotary embedding and GeGLU

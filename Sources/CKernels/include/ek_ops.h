@@ -174,14 +174,15 @@ void ek_f32_to_f16_strided(const float *x, uint16_t *y, int64_t n, int64_t strid
 void ek_round_f16_f32(float *x, int64_t n);
 
 /// Parallel dequantization of several tensors into float (prefill weights); each part's
-/// blocks are split between threads. type uses ggml numbers: 0 F32, 1 F16, 2 Q4_0, 3 Q4_1,
-/// 8 Q8_0, 30 BF16 (others: the part is left untouched - callers validate types first).
+/// blocks are split between threads. type uses ggml numbers; every type with a to_float in
+/// ek_type_traits_of (ek_types.h) is supported (others: the part is left untouched - callers
+/// validate types first).
 typedef struct {
     int32_t nparts;
     int32_t type[8];
     const void *src[8];
     float *dst[8];
-    int64_t count[8];      // elements, multiple of 32
+    int64_t count[8];      // elements, multiple of the type's block size
 } ek_dequant_task;
 void ek_dequant_task_run(void *ctx, int ith, int nth);
 

@@ -1,0 +1,351 @@
+// AVX2 + FMA + F16C dot products and quantizers for the ggml block types (same bits as the
+// portable versions in quants.c and as ggml's x86 build; see ek_types.h).
+//
+// Integer parts: maddubs (unsigned x signed bytes -> int16 pairs) never saturates here (weights
+// are at most 6 bits, or sign-moved 5 bits), so each int32 lane is the exact sum ggml has.
+#pragma STDC FP_CONTRACT OFF
+
+#include <immintrin.h>
+#include <math.h>
+
+#include "ek_internal.h"
+#include "ek_quants.h"
+
+#define T2 EK_TARGET_AVX2
+
+T2 static inline float hsum8_avx2(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+T2 static inline float h2f(const uint8_t *p) { return _cvtsh_ss(ek_load_u16(p)); }
+
+// 32 nibbles -> bytes: 0..15 the low nibbles of p[0..15], 16..31 the high nibbles
+T2 static inline __m256i nibbles32(const uint8_t *p) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+}
+
+// byte j = 0xFF if bit j of the 32-bit word at p is set, else 0
+T2 static inline __m256i bits32(const uint8_t *p) {
+    uint32_t u;
+    memcpy(&u, p, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)u),
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, sel), sel);
+}
+
+// exact int32 lanes of signed x signed bytes (|w| <= 16 or activations in [-127, 127])
+T2 static inline __m256 lanes_ss(__m256i w, __m256i a) {
+    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+// unsigned weights x signed activations
+T2 static inline __m256 lanes_us(__m256i w, __m256i a) {
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1)));
+}
+
+// ---- 32-element blocks -------------------------------------------------------------------
+
+T2 float ek_vec_dot_q4_0_q8_0_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, w += 18, a += 34) {
+        const __m256 d = _mm256_set1_ps(h2f(w) * h2f(a));
+        const __m256i q = _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8));
+        acc = _mm256_fmadd_ps(d, lanes_ss(q, _mm256_loadu_si256((const __m256i *)(a + 2))), acc);
+    }
+    return hsum8_avx2(acc);
+}
+
+T2 float ek_vec_dot_q5_0_q8_0_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++, w += 22, a += 34) {
+        const __m256 d = _mm256_set1_ps(h2f(w) * h2f(a));
+        // (nibble | hbit << 4) - 16 == hbit ? nibble : nibble | 0xF0 (as int8)
+        const __m256i q = _mm256_or_si256(nibbles32(w + 6), _mm256_andnot_si256(bits32(w + 2), _mm256_set1_epi8((char)0xF0)));
+        acc = _mm256_fmadd_ps(d, lanes_ss(q, _mm256_loadu_si256((const __m256i *)(a + 2))), acc);
+    }
+    return hsum8_avx2(acc);
+}
+
+T2 float ek_vec_dot_q4_1_q8_1_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++, w += 20, a += 36) {
+        const __m256 d = _mm256_set1_ps(h2f(w) * h2f(a));
+        summs = fmaf(h2f(w + 2), h2f(a + 2), summs);
+        acc = _mm256_fmadd_ps(d, lanes_us(nibbles32(w + 4), _mm256_loadu_si256((const __m256i *)(a + 4))), acc);
+    }
+    return hsum8_avx2(acc) + summs;
+}
+
+T2 float ek_vec_dot_q5_1_q8_1_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
+    for (int64_t i = 0; i < n / 32; i++, w += 24, a += 36) {
+        const __m256 d = _mm256_set1_ps(h2f(w) * h2f(a));
+        summs = fmaf(h2f(w + 2), h2f(a + 2), summs);
+        const __m256i q = _mm256_or_si256(nibbles32(w + 8), _mm256_and_si256(bits32(w + 4), _mm256_set1_epi8(0x10)));
+        acc = _mm256_fmadd_ps(d, lanes_us(q, _mm256_loadu_si256((const __m256i *)(a + 4))), acc);
+    }
+    return hsum8_avx2(acc) + summs;
+}
+
+// ---- K-quants ---------------------------------------------------------------------------
+
+static inline float q8k_d(const uint8_t *a) { float d; memcpy(&d, a, 4); return d; }
+
+// Q4_K/Q5_K 6-bit scales (bytes 0..7) and mins (bytes 8..15) as 16 bytes
+static inline void k4_unpack(const uint8_t *q, uint32_t u[4]) {
+    uint32_t s[3];
+    memcpy(s, q, 12);
+    u[0] = s[0] & 0x3f3f3f3fu;
+    u[1] = (s[2] & 0x0f0f0f0fu) | (((s[0] >> 6) & 0x03030303u) << 4);
+    u[2] = s[1] & 0x3f3f3f3fu;
+    u[3] = ((s[2] >> 4) & 0x0f0f0f0fu) | (((s[1] >> 6) & 0x03030303u) << 4);
+}
+
+T2 static inline __m256i bcast16(int v) { return _mm256_set1_epi16((short)v); }
+
+T2 float ek_vec_dot_q4_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, w += 144, a += 292) {
+        const float ad = q8k_d(a);
+        const float d = ad * h2f(w), dmin = -ad * h2f(w + 2);
+        uint32_t u[4];
+        k4_unpack(w + 4, u);
+        const uint8_t *sc = (const uint8_t *)u;
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(a + 260)), _mm_loadu_si128((const __m128i *)(a + 276)));
+        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), accm);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+            const __m256i lo = _mm256_and_si256(q4, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            const __m256i pl = _mm256_madd_epi16(bcast16(sc[2 * j]), _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a + 4 + 64 * j))));
+            const __m256i ph = _mm256_madd_epi16(bcast16(sc[2 * j + 1]), _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 36 + 64 * j))));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
+    return hsum8_avx2(acc) + _mm_cvtss_f32(accm);
+}
+
+T2 float ek_vec_dot_q5_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float summs = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, w += 176, a += 292) {
+        const float ad = q8k_d(a);
+        const float d = ad * h2f(w), dmin = -ad * h2f(w + 2);
+        uint32_t u[4];
+        k4_unpack(w + 4, u);
+        const uint8_t *sc = (const uint8_t *)u;
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(a + 260)), _mm_loadu_si128((const __m128i *)(a + 276)));
+        __m128i pm = _mm_madd_epi16(mins, bs);
+        pm = _mm_add_epi32(pm, _mm_unpackhi_epi64(pm, pm));
+        pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 1));
+        summs = fmaf(dmin, (float)_mm_cvtsi128_si32(pm), summs);
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(w + 16));
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i q5 = _mm256_loadu_si256((const __m256i *)(w + 48 + 32 * j));
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(q5, m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q5, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+            const __m256i pl = _mm256_madd_epi16(bcast16(sc[2 * j]), _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a + 4 + 64 * j))));
+            const __m256i ph = _mm256_madd_epi16(bcast16(sc[2 * j + 1]), _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 36 + 64 * j))));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8_avx2(acc) + summs;
+}
+
+// int16 scales: lanes 0..7 = s[2c], 8..15 = s[2c+1], from 16 signed bytes s
+T2 static inline __m256i pair_scales(__m128i s, int c) {
+    const __m128i idx = _mm_add_epi8(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm_set1_epi8((char)(2 * c)));
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, idx));
+}
+
+T2 float ek_vec_dot_q6_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, w += 210, a += 292) {
+        const float d = q8k_d(a) * h2f(w + 208);
+        const __m128i sc = _mm_loadu_si128((const __m128i *)(w + 192));
+        const __m256i sub = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a + 260)), _mm256_cvtepi8_epi16(sc)), 5);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i b1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));
+            const __m256i b2 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
+            const __m256i q0 = _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            const uint8_t *a8 = a + 4 + 128 * h;
+            const __m256i p0 = _mm256_madd_epi16(pair_scales(sc, 4 * h + 0), _mm256_maddubs_epi16(q0, _mm256_loadu_si256((const __m256i *)(a8))));
+            const __m256i p1 = _mm256_madd_epi16(pair_scales(sc, 4 * h + 1), _mm256_maddubs_epi16(q1, _mm256_loadu_si256((const __m256i *)(a8 + 32))));
+            const __m256i p2 = _mm256_madd_epi16(pair_scales(sc, 4 * h + 2), _mm256_maddubs_epi16(q2, _mm256_loadu_si256((const __m256i *)(a8 + 64))));
+            const __m256i p3 = _mm256_madd_epi16(pair_scales(sc, 4 * h + 3), _mm256_maddubs_epi16(q3, _mm256_loadu_si256((const __m256i *)(a8 + 96))));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_add_epi32(p0, p1), _mm256_add_epi32(p2, p3)));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi, sub)), acc);
+    }
+    return hsum8_avx2(acc);
+}
+
+T2 float ek_vec_dot_q3_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, w += 110, a += 292) {
+        const float d = q8k_d(a) * h2f(w + 108);
+        int8_t s8[16];
+        ek_k3_scales(w + 96, s8);
+        const __m128i sc = _mm_loadu_si128((const __m128i *)s8);
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)w);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            const __m256i qs = _mm256_loadu_si256((const __m256i *)(w + 32 + 32 * (c >> 2)));
+            const __m256i ql = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * (c & 3)), m3);
+            const __m256i bit = _mm256_set1_epi8((char)(1u << c));
+            const __m256i qh = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), zero), four);
+            const __m256i a8 = _mm256_loadu_si256((const __m256i *)(a + 4 + 32 * c));
+            const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(ql, a8), _mm256_maddubs_epi16(qh, a8));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pair_scales(sc, c), p));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8_avx2(acc);
+}
+
+T2 float ek_vec_dot_q2_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, w += 84, a += 292) {
+        const float ad = q8k_d(a);
+        const float d = ad * h2f(w + 80), dmin = -ad * h2f(w + 82);
+        const __m128i raw = _mm_loadu_si128((const __m128i *)w);
+        const __m128i sc = _mm_and_si128(raw, m4);
+        const __m256i mins = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), m4));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin),
+                              _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)(a + 260)))), acc);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            const __m256i qs = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * (c >> 2)));
+            const __m256i q = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * (c & 3)), m3);
+            const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(a + 4 + 32 * c)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pair_scales(sc, c), p));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum8_avx2(acc);
+}
+
+// ---- float rows (emulating ggml's AVX-512 loop with pairs of 8-lane vectors) -------------
+
+T2 static float reduce_4x16(__m256 s[8]) {
+    // s[2j] = lanes 0..7, s[2j+1] = lanes 8..15 of accumulator j
+    float v[16];
+    const __m256 lo = _mm256_add_ps(_mm256_add_ps(s[0], s[4]), _mm256_add_ps(s[2], s[6]));
+    const __m256 hi = _mm256_add_ps(_mm256_add_ps(s[1], s[5]), _mm256_add_ps(s[3], s[7]));
+    _mm256_storeu_ps(v, lo);
+    _mm256_storeu_ps(v + 8, hi);
+    return ek_hsum16_ggml(v);
+}
+
+T2 float ek_vec_dot_f16_f16_avx2(int64_t n, const void *vw, const void *va) {
+    const uint16_t *w = (const uint16_t *)vw, *a = (const uint16_t *)va;
+    __m256 s[8];
+    for (int k = 0; k < 8; k++) s[k] = _mm256_setzero_ps();
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64)
+        for (int k = 0; k < 8; k++)
+            s[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8 * k))),
+                                   _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8 * k))), s[k]);
+    double sumf = (double)reduce_4x16(s);
+    for (int64_t i = np; i < n; i++) sumf += (double)(_cvtsh_ss(w[i]) * _cvtsh_ss(a[i]));
+    return (float)sumf;
+}
+
+T2 float ek_vec_dot_f32_f32_avx2(int64_t n, const void *vw, const void *va) {
+    const float *w = (const float *)vw, *a = (const float *)va;
+    __m256 s[8];
+    for (int k = 0; k < 8; k++) s[k] = _mm256_setzero_ps();
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64)
+        for (int k = 0; k < 8; k++)
+            s[k] = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8 * k), _mm256_loadu_ps(a + i + 8 * k), s[k]);
+    return ek_f32_tail_ggml(w, a, np, n, reduce_4x16(s));
+}
+
+T2 float ek_vec_dot_bf16_bf16_avx2(int64_t n, const void *w, const void *a) {
+    return ek_vec_dot_bf16_bf16_scalar(n, w, a);
+}
+
+// ---- quantizers ---------------------------------------------------------------------------
+
+T2 void ek_from_float_f16_avx2(const float *x, void *vy, int64_t n) {
+    uint16_t *y = (uint16_t *)vy;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+// ggml's x86 quantize_row_q8_1: like quantize_row_q8_0 (d = amax/127, q = RNE(x*127/amax)),
+// plus s = fp16(d * sum(q)).
+T2 void ek_from_float_q8_1_avx2(const float *x, void *vy, int64_t n) {
+    uint8_t *y = (uint8_t *)vy;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / 32; i++, x += 32, y += 36) {
+        __m256 v[4];
+        for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k);
+        __m256 m = _mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1]));
+        m = _mm256_max_ps(m, _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        if (id > 3.4028235e38f) id = 0.0f;
+        const __m256 mul = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 1));
+        const int32_t sum = _mm_cvtsi128_si32(s4);
+        const uint16_t dh = ek_fp32_to_fp16(d), sh = ek_fp32_to_fp16(d * (float)sum);
+        memcpy(y, &dh, 2);
+        memcpy(y + 2, &sh, 2);
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(y + 4), p);
+    }
+}
