@@ -176,7 +176,7 @@ public enum SyntheticModel {
         let d = s.width, q = s.heads * s.headDim, kv = s.kvHeads * s.headDim, ff = s.feedForward
         let nv = vocabularySize
         func gen(_ name: String, _ count: Int, mean: Double, std: Double) -> [Float] {
-            var r = SplitMix64(seed: seed ^ fnv1a(name))
+            var r = SyntheticRandom(seed: seed ^ fnv1a(name))
             return (0..<count).map { _ in Float(mean + std * r.normal()) }
         }
         func matrix(_ name: String, rows: Int, cols: Int, scale: Double) {
@@ -195,7 +195,7 @@ public enum SyntheticModel {
             if s.fusedQKV {
                 // rows: Q (q), then K (kv), then V (kv); K/V-part scales as for separate tensors
                 let name = b + "attn_qkv.weight"
-                var r = SplitMix64(seed: seed ^ fnv1a(name))
+                var r = SyntheticRandom(seed: seed ^ fnv1a(name))
                 let std = 1 / Double(d).squareRoot()
                 var v = [Float](); v.reserveCapacity((q + 2 * kv) * d)
                 for row in 0..<(q + 2 * kv) {
@@ -274,7 +274,7 @@ public enum SyntheticModel {
     }
 }
 
-func fnv1a(_ s: String) -> UInt64 {
+fileprivate func fnv1a(_ s: String) -> UInt64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
     return h
@@ -282,7 +282,7 @@ func fnv1a(_ s: String) -> UInt64 {
 
 /// SplitMix64; `normal()` is an Irwin–Hall approximation (sum of four uniforms, scaled to unit
 /// variance): exact Double arithmetic, identical on every platform.
-struct SplitMix64 {
+fileprivate struct SyntheticRandom {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

@@ -101,8 +101,15 @@ class LlamaCpp:
             ids = [L.llama_vocab_bos(vocab)] + base[:N_TOKENS - 1]
         else:
             ids = list(base)
+        buf = ctypes.create_string_buffer(256)
+        L.llama_model_desc(model, buf, 256)
+        info = {"desc": buf.value.decode(), "n_params": L.llama_model_n_params(model),
+                "n_layer": L.llama_model_n_layer(model), "n_embd": L.llama_model_n_embd(model),
+                "n_head": L.llama_model_n_head(model), "n_head_kv": L.llama_model_n_head_kv(model),
+                "n_swa": L.llama_model_n_swa(model), "n_ctx_train": L.llama_model_n_ctx_train(model),
+                "add_bos": bool(L.llama_vocab_get_add_bos(vocab))}
         L.llama_model_free(model)
-        return ids
+        return ids, info
 
     def logits(self, path, ids):
         """Logits (N_TOKENS rows of N_VOCAB floats) for `ids` evaluated in one batch."""
@@ -157,6 +164,60 @@ def statistics(rows, ids):
     return {"logit_std": round(std, 4), "mean_position_logit_std": round(pos_std, 4),
             "argmax_equals_input_fraction": copy, "distinct_argmax": len(set(argmax)),
             "min_top1_top2_margin": round(min(margins), 5), "argmax": argmax}
+
+
+def gguf_summary(path):
+    """(metadata, tokenizer arrays summarised; {tensor name: "TYPE [ggml shape]"}) of a GGUF file."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 22)
+    off = 0
+
+    def take(fmt):
+        nonlocal off
+        v = struct.unpack_from("<" + fmt, data, off)
+        off += struct.calcsize("<" + fmt)
+        return v[0]
+
+    def string():
+        nonlocal off
+        n = take("Q")
+        s = data[off:off + n].decode("utf-8", "replace")
+        off += n
+        return s
+
+    scalar = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+
+    def value(t):
+        if t == 8:
+            return string()
+        if t == 9:
+            et, n = take("I"), take("Q")
+            return [value(et) for _ in range(n)]
+        return take(scalar[t])
+
+    assert take("I") == 0x46554747
+    take("I")
+    n_tensors, n_kv = take("Q"), take("Q")
+    meta = {}
+    for _ in range(n_kv):
+        k = string()
+        v = value(take("I"))
+        if not k.startswith("tokenizer."):
+            meta[k] = round(v, 9) if isinstance(v, float) else v
+        elif isinstance(v, list):
+            meta[k] = f"[{len(v)} values]"
+        else:
+            meta[k] = v
+    types = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8: "Q8_0", 10: "Q2_K", 11: "Q3_K",
+             12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 30: "BF16"}
+    tensors = {}
+    for _ in range(n_tensors):
+        name = string()
+        dims = [take("Q") for _ in range(take("I"))]
+        t = take("I")
+        take("Q")
+        tensors[name] = f"{types.get(t, t)} {dims}"
+    return meta, tensors
 
 
 def write_logits(path, rows):
@@ -222,9 +283,12 @@ def main():
             q = os.path.join(work, f"{arch}-{name}.gguf")
             llama.quantize(f32, q, ftype)
             paths[name] = q
-            entry[name] = {"sha256": sha256(q), "bytes": os.path.getsize(q), "ftype": ftype}
-        ids = llama.tokens_for(f32, base)
+            entry[name] = {"sha256": sha256(q), "bytes": os.path.getsize(q), "ftype": ftype,
+                           "tensor_types": {k: v.split(" ")[0] for k, v in gguf_summary(q)[1].items()}}
+        ids, info = llama.tokens_for(f32, base)
         entry["tokens"] = ids
+        entry["llama_cpp_model"] = info
+        entry["metadata"], entry["tensors"] = gguf_summary(f32)
         for name in ["f32"] + [n for n, _ in QUANTS]:
             rows = llama.logits(paths[name], ids)
             out = os.path.join(args.out_dir, f"{arch}-{name}.logits")
