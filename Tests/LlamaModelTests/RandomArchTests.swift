@@ -18,7 +18,7 @@ final class RandomArchTests: XCTestCase {
         let a = try RandomModelFixtures.architecture(arch)
         let path = try RandomModelFixtures.generateQuantized(arch, type: .q8_0, in: dir)
         let gguf = try GGUFFile(path: path)
-        XCTAssertEqual(FixtureSHA256.hex(Array(gguf.fileBytes)), a.q8_0.sha256,
+        XCTAssertEqual(FixtureSHA256.hex(gguf.fileBytes), a.q8_0.sha256,
                        "\(arch): our Q8_0 file differs from llama-quantize's", file: file, line: line)
         var options = LlamaModel.Options()
         options.threads = 2
@@ -28,6 +28,8 @@ final class RandomArchTests: XCTestCase {
         let reference = try RandomModelFixtures.referenceLogits(arch, "q8_0")
         let c = RandomModelFixtures.compare(ours, reference)
         print("RandomArchTests \(arch) q8_0: \(c)")
+        // for scale: the same logits against llama.cpp's on the F32 file (the Q8_0 effect)
+        print("RandomArchTests \(arch) q8_0 vs llama.cpp f32: \(RandomModelFixtures.compare(ours, try RandomModelFixtures.referenceLogits(arch, "f32")))")
         XCTAssertLessThan(c.maxRelativeRMS, 0.01, "\(arch): \(c)", file: file, line: line)
         XCTAssertGreaterThanOrEqual(c.argmaxAgreement, 0.97, "\(arch): \(c)", file: file, line: line)
     }

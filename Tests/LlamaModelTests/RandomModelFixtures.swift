@@ -147,7 +147,7 @@ enum RandomModelFixtures {
         var maxRelativeRMS: Double { relativeRMS.max() ?? .infinity }
         var description: String {
             let mean = relativeRMS.reduce(0, +) / Double(max(relativeRMS.count, 1))
-            return String(format: "relative RMS max %.5f mean %.5f, argmax agreement %.1f%%, max |diff| %.4f",
+            return String(format: "relative RMS max %.3e mean %.3e, argmax agreement %.1f%%, max |diff| %.3e",
                           maxRelativeRMS, mean, argmaxAgreement * 100, maxAbsDifference)
         }
     }
@@ -193,36 +193,47 @@ enum FixtureSHA256 {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-        var msg = bytes
-        let bits = UInt64(bytes.count) * 8
-        msg.append(0x80)
-        while msg.count % 64 != 56 { msg.append(0) }
-        for j in (0..<8).reversed() { msg.append(UInt8(truncatingIfNeeded: bits >> (8 * UInt64(j)))) }
-        var w = [UInt32](repeating: 0, count: 64)
+    static func hex(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { hex($0) } }
+
+    static func hex(_ data: UnsafeRawBufferPointer) -> String {
+        var h: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
+            (0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19)
+        let w = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
+        defer { w.deallocate() }
         @inline(__always) func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
-        msg.withUnsafeBufferPointer { m in
-            for chunk in stride(from: 0, to: m.count, by: 64) {
-                for i in 0..<16 {
-                    let b = chunk + 4 * i
-                    w[i] = UInt32(m[b]) << 24 | UInt32(m[b + 1]) << 16 | UInt32(m[b + 2]) << 8 | UInt32(m[b + 3])
-                }
+        k.withUnsafeBufferPointer { kp in
+            let k = kp.baseAddress!
+            func block(_ p: UnsafeRawPointer) {
+                for i in 0..<16 { w[i] = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) }
                 for i in 16..<64 {
                     let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)
                     let s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10)
                     w[i] = w[i - 16] &+ s0 &+ w[i - 7] &+ s1
                 }
-                var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+                var (a, b, c, d, e, f, g, hh) = h
                 for i in 0..<64 {
                     let t1 = hh &+ (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) &+ ((e & f) ^ (~e & g)) &+ k[i] &+ w[i]
                     let t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) &+ ((a & b) ^ (a & c) ^ (b & c))
                     hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
                 }
-                h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+                h = (h.0 &+ a, h.1 &+ b, h.2 &+ c, h.3 &+ d, h.4 &+ e, h.5 &+ f, h.6 &+ g, h.7 &+ hh)
+            }
+            let n = data.count
+            var i = 0
+            if let base = data.baseAddress {
+                while i + 64 <= n { block(base + i); i += 64 }
+            }
+            var tail = [UInt8](repeating: 0, count: 128)
+            for j in 0..<(n - i) { tail[j] = data[i + j] }
+            tail[n - i] = 0x80
+            let tailBlocks = (n - i) + 9 <= 64 ? 1 : 2
+            let bits = UInt64(n) * 8
+            for j in 0..<8 { tail[tailBlocks * 64 - 1 - j] = UInt8(truncatingIfNeeded: bits >> (8 * UInt64(j))) }
+            tail.withUnsafeBytes { t in
+                for b in 0..<tailBlocks { block(t.baseAddress! + 64 * b) }
             }
         }
-        return h.map { v in
+        return [h.0, h.1, h.2, h.3, h.4, h.5, h.6, h.7].map { v in
             let s = String(v, radix: 16)
             return String(repeating: "0", count: 8 - s.count) + s
         }.joined()
