@@ -220,6 +220,14 @@ def gguf_summary(path):
     return meta, tensors
 
 
+def difference(rows, ref):
+    """Relative RMS ||rows - ref|| / ||ref|| per position (max, mean) and argmax agreement."""
+    rel = [math.sqrt(sum((x - y) ** 2 for x, y in zip(r, q)) / sum(y * y for y in q)) for r, q in zip(rows, ref)]
+    agree = sum(1 for r, q in zip(rows, ref) if max(range(len(r)), key=r.__getitem__) == max(range(len(q)), key=q.__getitem__))
+    return {"max_relative_rms": round(max(rel), 5), "mean_relative_rms": round(sum(rel) / len(rel), 5),
+            "argmax_agreement": agree / len(rows)}
+
+
 def write_logits(path, rows):
     with open(path, "wb") as f:
         for r in rows:
@@ -289,8 +297,9 @@ def main():
         entry["tokens"] = ids
         entry["llama_cpp_model"] = info
         entry["metadata"], entry["tensors"] = gguf_summary(f32)
+        all_rows = {}
         for name in ["f32"] + [n for n, _ in QUANTS]:
-            rows = llama.logits(paths[name], ids)
+            rows = all_rows[name] = llama.logits(paths[name], ids)
             out = os.path.join(args.out_dir, f"{arch}-{name}.logits")
             write_logits(out, rows)
             st = statistics(rows, ids)
@@ -301,6 +310,9 @@ def main():
                 failures.append(f"{arch} {name}: logit std {st['logit_std']:.2f} < {MIN_LOGIT_STD}")
             if st["distinct_argmax"] < MIN_DISTINCT_ARGMAX:
                 failures.append(f"{arch} {name}: only {st['distinct_argmax']} distinct argmax tokens")
+        # How far quantization moves llama.cpp's own logits: the scale against which an error
+        # in our forward pass (same file, different arithmetic) should be judged.
+        entry["quantization_effect"] = {f"{n}_vs_f32": difference(all_rows[n], all_rows["f32"]) for n, _ in QUANTS}
         entry["seconds"] = round(time.perf_counter() - t0, 2)
         manifest["architectures"][arch] = entry
         e = entry
