@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -52,8 +53,15 @@ def stats(samples):
     return mean, sd
 
 
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_llama_cpp(args):
+    """llama.cpp in this process; returns (results, peak RSS in MiB of this process, the
+    Python interpreter's own peak before llama.cpp was loaded)."""
     L = import_llama_cpp()
+    baseline = peak_rss_mib()
     # Silence llama.cpp's logging (keep a reference to the callback for the process lifetime).
     global _log_cb
     _log_cb = L.llama_log_callback(lambda level, text, user: None)
@@ -106,16 +114,23 @@ def run_llama_cpp(args):
         results.append({"n_prompt": 0, "n_gen": args.n, "n_threads": args.t, "samples_ts": samples})
     for r in results:
         r["avg_ts"], r["stddev_ts"] = stats(r["samples_ts"])
+    rss = peak_rss_mib()
     L.llama_free(ctx)
     L.llama_model_free(model)
-    return results
+    return results, rss, baseline
 
 
 def run_ours(args):
+    """Our bench in a child process; returns (results, peak RSS in MiB of that process)."""
     cmd = [args.bench, "speed", "--model", args.model, "-p", str(args.p), "-n", str(args.n),
            "-t", str(args.t), "-r", str(args.r), "--json"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"compare: {' '.join(cmd)} failed with status {proc.returncode}")
+    return json.loads(out), usage.ru_maxrss / 1024
 
 
 def main():
@@ -142,11 +157,11 @@ def main():
         args.bench = os.path.join(args.scratch_path, "release", "bench")
 
     if args.order == "llama-first":
-        theirs = run_llama_cpp(args)
-        ours = run_ours(args)
+        theirs, theirs_rss, python_rss = run_llama_cpp(args)
+        ours, ours_rss = run_ours(args)
     else:
-        ours = run_ours(args)
-        theirs = run_llama_cpp(args)
+        ours, ours_rss = run_ours(args)
+        theirs, theirs_rss, python_rss = run_llama_cpp(args)
 
     def name(r):
         return f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
@@ -161,7 +176,9 @@ def main():
                      "ours_ts": o["avg_ts"], "ours_sd": o["stddev_ts"],
                      "ratio": o["avg_ts"] / t["avg_ts"]})
     if args.json:
-        print(json.dumps({"model": args.model, "flash_attn": args.flash_attn, "results": rows}, indent=1))
+        print(json.dumps({"model": args.model, "flash_attn": args.flash_attn, "results": rows,
+                          "peak_rss_mib": {"llama_cpp_process": theirs_rss, "python_before_llama_cpp": python_rss,
+                                           "ours": ours_rss}}, indent=1))
         return
     print(f"model: {args.model}   threads: {args.t}   repetitions: {args.r}   llama.cpp flash_attn: {args.flash_attn}")
     print("| test   |      llama.cpp t/s |           ours t/s | ours / llama.cpp |")
@@ -169,6 +186,8 @@ def main():
     for r in rows:
         print(f"| {r['test']:<6} | {r['llama_cpp_ts']:8.2f} ± {r['llama_cpp_sd']:7.2f} | "
               f"{r['ours_ts']:8.2f} ± {r['ours_sd']:7.2f} | {r['ratio']:16.3f} |")
+    print(f"peak RSS: llama.cpp {theirs_rss:.0f} MiB (its Python process; {python_rss:.0f} MiB before llama.cpp was "
+          f"loaded), ours {ours_rss:.0f} MiB")
 
 
 if __name__ == "__main__":
