@@ -7,3 +7,10 @@ void ek_k4_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]);
 void ek_k3_scales(const uint8_t *q, int8_t sc[16]);
 float ek_hsum16_ggml(const float v[16]);
 float ek_f32_tail_ggml(const float *w, const float *a, int64_t i, int64_t n, float sumf);
+
+// 4-row kernels (rows of `rs` bytes, out[r] for r in [0, nrows)); dist = prefetch distance in
+// bytes, a multiple of 4*rs; the caller primes the first `dist` bytes.
+typedef void (*ek_rows_fn)(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
+void ek_rows_q4_K_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
+void ek_rows_q6_K_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
+void ek_rows_q5_0_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);

@@ -27,7 +27,13 @@ T5 static inline float hsum16_512(__m512 v) {
     return _mm_cvtss_f32(_mm_add_ss(t8, _mm_movehdup_ps(t8)));
 }
 
-T5 static inline float h2f(const uint8_t *p) { return _cvtsh_ss(ek_load_u16(p)); }
+// (not _cvtsh_ss: clang merges it into a stale register, which chained every block's scale
+// onto the previous block's accumulator - a false dependency that cost ~3x)
+T5 static inline float h2f(const uint8_t *p) {
+    __m128i v;
+    __asm__("vmovd %1, %0" : "=x"(v) : "r"((uint32_t)ek_load_u16(p)));   // zeroes the rest
+    return _mm_cvtss_f32(_mm_cvtph_ps(v));
+}
 
 T5 static inline __m256i nibbles32(const uint8_t *p) {
     const __m128i v = _mm_loadu_si128((const __m128i *)p);
@@ -59,16 +65,22 @@ T5 float ek_vec_dot_q4_0_q8_0_avx512(int64_t n, const void *vw, const void *va) 
     return hsum8_512(acc);
 }
 
+// Lanes as sum((q+16)*a) - 16*sum(a) with q+16 = nibble | hbit<<4 unsigned: the same exact
+// integers as ggml's sign trick, and the activation term is shared by the 4-row kernel's rows.
+T5 static inline void q5_0_step(const uint8_t *w, const uint8_t *a, __m256 *acc) {
+    const __m256 d = _mm256_set1_ps(h2f(w) * h2f(a));
+    const __m256i nb = nibbles32(w + 6);
+    const __m256i u = _mm256_mask_blend_epi8(bits_mask(w + 2), nb, _mm256_or_si256(nb, _mm256_set1_epi8(0x10)));
+    const __m256i av = _mm256_loadu_si256((const __m256i *)(a + 2));
+    const __m256i corr = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(16), av);
+    const __m256i lanes = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, av), corr);
+    *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes), *acc);
+}
+
 T5 float ek_vec_dot_q5_0_q8_0_avx512(int64_t n, const void *vw, const void *va) {
     const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++, w += 22, a += 34) {
-        const __m256 d = _mm256_set1_ps(h2f(w) * h2f(a));
-        // nibble where the high bit is set, nibble - 16 (= nibble | 0xF0) where not
-        const __m256i nb = nibbles32(w + 6);
-        const __m256i q = _mm256_mask_blend_epi8(bits_mask(w + 2), _mm256_or_si256(nb, _mm256_set1_epi8((char)0xF0)), nb);
-        acc = _mm256_fmadd_ps(d, lanes_ss(q, _mm256_loadu_si256((const __m256i *)(a + 2))), acc);
-    }
+    for (int64_t i = 0; i < n / 32; i++) q5_0_step(w + 22 * i, a + 34 * i, &acc);
     return hsum8_512(acc);
 }
 
@@ -102,9 +114,180 @@ T5 float ek_vec_dot_q5_1_q8_1_avx512(int64_t n, const void *vw, const void *va) 
 // these entry points use it (ggml's AVX-512 build runs the same AVX2 code).
 float ek_vec_dot_q2_K_q8_K_avx512(int64_t n, const void *w, const void *a) { return ek_vec_dot_q2_K_q8_K_avx2(n, w, a); }
 float ek_vec_dot_q3_K_q8_K_avx512(int64_t n, const void *w, const void *a) { return ek_vec_dot_q3_K_q8_K_avx2(n, w, a); }
-float ek_vec_dot_q4_K_q8_K_avx512(int64_t n, const void *w, const void *a) { return ek_vec_dot_q4_K_q8_K_avx2(n, w, a); }
 float ek_vec_dot_q5_K_q8_K_avx512(int64_t n, const void *w, const void *a) { return ek_vec_dot_q5_K_q8_K_avx2(n, w, a); }
-float ek_vec_dot_q6_K_q8_K_avx512(int64_t n, const void *w, const void *a) { return ek_vec_dot_q6_K_q8_K_avx2(n, w, a); }
+
+// ---- Q4_K / Q6_K / Q5_0 block steps, shared by the dot products and the 4-row kernels -------
+// Integer lanes with 512-bit vectors: a zmm holds two 32-byte chunks; lane L and L+8 of the
+// 16 int32 lanes belong to ggml's lane L of the two chunks, so the 8 ggml lanes are
+// low half + high half (exact integers), and the float steps are ggml's.
+
+static inline float q8k_d(const uint8_t *a) { float d; memcpy(&d, a, 4); return d; }
+
+// Q4_K/Q5_K 6-bit scales (bytes 0..7) and mins (bytes 8..15)
+static inline void k4_unpack(const uint8_t *q, uint32_t u[4]) {
+    uint32_t s[3];
+    memcpy(s, q, 12);
+    u[0] = s[0] & 0x3f3f3f3fu;
+    u[1] = (s[2] & 0x0f0f0f0fu) | (((s[0] >> 6) & 0x03030303u) << 4);
+    u[2] = s[1] & 0x3f3f3f3fu;
+    u[3] = ((s[2] >> 4) & 0x0f0f0f0fu) | (((s[1] >> 6) & 0x03030303u) << 4);
+}
+
+T5 static inline __m256i fold_lanes(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+// int16 scale vector: 16 x s0 then 16 x s1
+T5 static inline __m512i scale_pair16(int s0, int s1) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)s0)), _mm256_set1_epi16((short)s1), 1);
+}
+
+// one Q4_K block (w) against one Q8_K block (a)
+T5 static inline void q4k_step(const uint8_t *w, const uint8_t *a, __m256 *acc, __m128 *accm) {
+    const float ad = q8k_d(a);
+    const float d = ad * h2f(w), dmin = -ad * h2f(w + 2);
+    uint32_t u[4];
+    k4_unpack(w + 4, u);
+    const uint8_t *sc = (const uint8_t *)u;
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(a + 260)), _mm_loadu_si128((const __m128i *)(a + 276)));
+    *accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), *accm);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512i sumi = _mm512_setzero_si512();
+    for (int j = 0; j < 4; j++) {
+        // bytes 0..31: low nibbles (chunk 2j), 32..63: high nibbles (chunk 2j+1)
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+        const __m512i q4 = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), m4);
+        const __m512i p = _mm512_maddubs_epi16(q4, _mm512_loadu_si512(a + 4 + 64 * j));
+        sumi = _mm512_dpwssd_epi32(sumi, p, scale_pair16(sc[2 * j], sc[2 * j + 1]));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(fold_lanes(sumi)), *acc);
+}
+
+// the same with 256-bit vectors (measured faster for Q4_K: less work per block)
+T5 static inline void q4k_step256(const uint8_t *w, const uint8_t *a, __m256 *acc, __m128 *accm) {
+    const float ad = q8k_d(a);
+    const float d = ad * h2f(w), dmin = -ad * h2f(w + 2);
+    uint32_t u[4];
+    k4_unpack(w + 4, u);
+    const uint8_t *sc = (const uint8_t *)u;
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(a + 260)), _mm_loadu_si128((const __m128i *)(a + 276)));
+    *accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bs)), *accm);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+        const __m256i pl = _mm256_maddubs_epi16(_mm256_and_si256(q4, m4), _mm256_loadu_si256((const __m256i *)(a + 4 + 64 * j)));
+        const __m256i ph = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), _mm256_loadu_si256((const __m256i *)(a + 36 + 64 * j)));
+        sumi = _mm256_dpwssd_epi32(sumi, pl, _mm256_set1_epi16((short)sc[2 * j]));
+        sumi = _mm256_dpwssd_epi32(sumi, ph, _mm256_set1_epi16((short)sc[2 * j + 1]));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), *acc);
+}
+
+#ifndef Q4K_STEPFN
+#define Q4K_STEPFN q4k_step256
+#endif
+T5 static inline float q4k_finish(__m256 acc, __m128 accm) {
+    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
+    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
+    return hsum8_512(acc) + _mm_cvtss_f32(accm);
+}
+
+T5 float ek_vec_dot_q4_K_q8_K_avx512(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    __m256 acc = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++) Q4K_STEPFN(w + 144 * i, a + 292 * i, &acc, &accm);
+    return q4k_finish(acc, accm);
+}
+
+// int16 scales for a zmm of chunks (c, c+1): 8 x s[2c], 8 x s[2c+1], 8 x s[2c+2], 8 x s[2c+3]
+T5 static inline __m512i q6_scales(__m128i s, int c) {
+    const __m128i idx = _mm_add_epi8(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm_set1_epi8((char)(2 * c)));
+    const __m256i pair = _mm256_set_m128i(_mm_shuffle_epi8(s, _mm_add_epi8(idx, _mm_set1_epi8(2))), _mm_shuffle_epi8(s, idx));
+    return _mm512_cvtepi8_epi16(pair);
+}
+
+T5 static inline void q6k_step(const uint8_t *w, const uint8_t *a, __m256 *acc) {
+    const float d = q8k_d(a) * h2f(w + 208);
+    const __m128i sc = _mm_loadu_si128((const __m128i *)(w + 192));
+    const __m256i sub = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(a + 260)), _mm256_cvtepi8_epi16(sc)), 5);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
+    __m512i sumi = _mm512_setzero_si512();
+    for (int h = 0; h < 2; h++) {
+        // chunks 4h, 4h+1 use ql[64h .. 64h+63] low nibbles and qh bits 0-1 / 2-3;
+        // chunks 4h+2, 4h+3 the high nibbles and qh bits 4-5 / 6-7
+        const __m512i ql = _mm512_loadu_si512(w + 64 * h);
+        const __m256i qh256 = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
+        const __m512i qh = _mm512_inserti64x4(_mm512_castsi256_si512(qh256), _mm256_srli_epi16(qh256, 2), 1);
+        const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_slli_epi16(_mm512_and_si512(qh, m3), 4));
+        const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 4), m3), 4));
+        const __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(a + 4 + 128 * h));
+        const __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(a + 68 + 128 * h));
+        sumi = _mm512_dpwssd_epi32(sumi, p0, q6_scales(sc, 4 * h));
+        sumi = _mm512_dpwssd_epi32(sumi, p1, q6_scales(sc, 4 * h + 2));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(fold_lanes(sumi), sub)), *acc);
+}
+
+T5 float ek_vec_dot_q6_K_q8_K_avx512(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++) q6k_step(w + 210 * i, a + 292 * i, &acc);
+    return hsum8_512(acc);
+}
+
+// ---- 4 rows at a time with software prefetch (decode: weights stream from DRAM) ------------
+// Rows r..r+3 are one contiguous span; each block step consumes 4*bb bytes of it, and we
+// prefetch the same amount `dist` bytes further on (the Q8_0 matvec's scheme).
+
+static inline void pf_lines(const uint8_t *p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
+}
+
+#define EK_ROWS4(NAME, BB, QK, ACCDECL, STEP, FINISH)                                                      \
+    T5 void NAME(const void *vw, size_t rs, int64_t nrows, int64_t ncols, const void *va, float *out,       \
+                 size_t dist) {                                                                             \
+        const uint8_t *W = (const uint8_t *)vw, *A = (const uint8_t *)va;                                   \
+        const int64_t nb = ncols / (QK);                                                                    \
+        int64_t r = 0;                                                                                      \
+        for (; r + 4 <= nrows; r += 4) {                                                                    \
+            const uint8_t *p0 = W + (size_t)r * rs;                                                         \
+            ACCDECL;                                                                                        \
+            for (int64_t b = 0; b < nb; b++) {                                                              \
+                const size_t o = (size_t)b * (BB);                                                          \
+                pf_lines(p0 + dist + 4 * o, 4 * (BB));                                                      \
+                const uint8_t *ab = A + (size_t)b * 292 * ((QK) / 256) + (size_t)b * 34 * ((QK) == 32);    \
+                STEP(p0 + o, ab, 0); STEP(p0 + rs + o, ab, 1); STEP(p0 + 2 * rs + o, ab, 2);               \
+                STEP(p0 + 3 * rs + o, ab, 3);                                                               \
+            }                                                                                               \
+            FINISH(r, 0); FINISH(r + 1, 1); FINISH(r + 2, 2); FINISH(r + 3, 3);                             \
+        }                                                                                                   \
+        for (; r < nrows; r++) {                                                                            \
+            const uint8_t *p0 = W + (size_t)r * rs;                                                         \
+            ACCDECL;                                                                                        \
+            for (int64_t b = 0; b < nb; b++) {                                                              \
+                const size_t o = (size_t)b * (BB);                                                          \
+                const uint8_t *ab = A + (size_t)b * 292 * ((QK) / 256) + (size_t)b * 34 * ((QK) == 32);    \
+                STEP(p0 + o, ab, 0);                                                                        \
+            }                                                                                               \
+            FINISH(r, 0);                                                                                   \
+        }                                                                                                   \
+    }
+
+#define Q4K_ACC __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}; \
+                __m128 accm[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()}
+#define Q4K_STEP(P, AB, K) Q4K_STEPFN((P), (AB), &acc[K], &accm[K])
+#define Q4K_FIN(R, K) out[R] = q4k_finish(acc[K], accm[K])
+EK_ROWS4(ek_rows_q4_K_avx512, 144, 256, Q4K_ACC, Q4K_STEP, Q4K_FIN)
+
+#define ACC8 __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}
+#define Q6K_STEP(P, AB, K) q6k_step((P), (AB), &acc[K])
+#define FIN8(R, K) out[R] = hsum8_512(acc[K])
+EK_ROWS4(ek_rows_q6_K_avx512, 210, 256, ACC8, Q6K_STEP, FIN8)
 
 T5 float ek_vec_dot_f16_f16_avx512(int64_t n, const void *vw, const void *va) {
     const uint16_t *w = (const uint16_t *)vw, *a = (const uint16_t *)va;
@@ -122,7 +305,7 @@ T5 float ek_vec_dot_f16_f16_avx512(int64_t n, const void *vw, const void *va) {
     s1 = _mm512_add_ps(s1, s3);
     s0 = _mm512_add_ps(s0, s1);
     double sumf = (double)hsum16_512(s0);
-    for (int64_t i = np; i < n; i++) sumf += (double)(_cvtsh_ss(w[i]) * _cvtsh_ss(a[i]));
+    for (int64_t i = np; i < n; i++) sumf += (double)(h2f((const uint8_t *)(w + i)) * h2f((const uint8_t *)(a + i)));
     return (float)sumf;
 }
 
@@ -171,3 +354,6 @@ float ek_vec_dot_bf16_bf16_avx512(int64_t n, const void *w, const void *a) {
     if (h) return dot_bf16_native(n, (const uint16_t *)w, (const uint16_t *)a);
     return ek_vec_dot_bf16_bf16_scalar(n, w, a);
 }
+
+#define Q50_STEP(P, AB, K) q5_0_step((P), (AB), &acc[K])
+EK_ROWS4(ek_rows_q5_0_avx512, 22, 32, ACC8, Q50_STEP, FIN8)

@@ -140,6 +140,33 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
         ek_matvec_q8_0(t->w[p], ncols, r0, r1, A, y);
         return;
     }
+    ek_rows_fn rows4 = NULL;
+    if (ntok == 1 && current_level() == 2) {
+        switch (t->type[p]) {
+        case EK_TYPE_Q4_K: rows4 = ek_rows_q4_K_avx512; break;
+        case EK_TYPE_Q6_K: rows4 = ek_rows_q6_K_avx512; break;
+        case EK_TYPE_Q5_0: rows4 = ek_rows_q5_0_avx512; break;
+        default: break;
+        }
+    }
+    if (rows4) {   // decode: 4 rows at a time, prefetch interleaved with the blocks
+        const uint8_t *W = (const uint8_t *)t->w[p];
+        const size_t group = 4 * rs;
+        const size_t dist = group * ((EK_PF_DIST + group - 1) / group);
+        const size_t span = (size_t)(r1 - r0) * rs;
+        for (size_t o = 0; o < dist && o < span; o += 64) __builtin_prefetch(W + (size_t)r0 * rs + o, 0, 3);
+        if (acc == NULL) {
+            rows4(W + (size_t)r0 * rs, rs, r1 - r0, ncols, A, y + r0, dist);
+        } else {
+            float tmp[64];
+            for (int64_t r = r0; r < r1; r += 64) {
+                const int64_t m = r1 - r < 64 ? r1 - r : 64;
+                rows4(W + (size_t)r * rs, rs, m, ncols, A, tmp, dist);
+                for (int64_t k = 0; k < m; k++) acc[r + k] += tmp[k];
+            }
+        }
+        return;
+    }
     const ek_vec_dot_fn dot = tr->vec_dot;
     const uint8_t *W = (const uint8_t *)t->w[p] + (size_t)r0 * rs;
     const size_t span = (size_t)(r1 - r0) * rs;
