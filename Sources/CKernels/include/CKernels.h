@@ -3,4 +3,5 @@
 #include "ek_kernels.h"
 #include "ek_pool.h"
 #include "ek_ops.h"
+#include "ek_quantize.h"
 #endif
