@@ -146,54 +146,6 @@ static void w_q5_1(const float *x, uint8_t *y, int64_t nb) {
 
 // ---- helpers of the K types -------------------------------------------------------------
 
-// Symmetric codes in [-nmax, nmax-1] (stored +nmax) with a weighted
-// least-squares scale, trying 19 scales around -nmax/max (ggml make_qx_quants,
-// weights x^2 as rmse_type 1, no importance weights).
-static float w_qx_quants(int n, int nmax, const float *x, int8_t *L) {
-    float vmax = 0, amax = 0;
-    for (int i = 0; i < n; ++i) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) { amax = ax; vmax = x[i]; }
-    }
-    if (amax < W_EPS) {
-        for (int i = 0; i < n; ++i) L[i] = 0;
-        return 0.f;
-    }
-    float iscale = -nmax / vmax;
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; ++i) {
-        int l = w_round(iscale * x[i]);
-        l = w_max(-nmax, w_min(nmax - 1, l));
-        L[i] = (int8_t)(l + nmax);
-        const float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
-    float scale = suml2 ? sumlx / suml2 : 0.0f;
-    float best = scale * sumlx;
-    for (int is = -9; is <= 9; ++is) {
-        if (is == 0) continue;
-        iscale = -(nmax + 0.1f * is) / vmax;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; ++i) {
-            int l = w_round(iscale * x[i]);
-            l = w_max(-nmax, w_min(nmax - 1, l));
-            const float w = x[i] * x[i];
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
-        }
-        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; ++i) {
-                const int l = w_round(iscale * x[i]);
-                L[i] = (int8_t)(nmax + w_max(-nmax, w_min(nmax - 1, l)));
-            }
-            scale = sumlx / suml2;
-            best = scale * sumlx;
-        }
-    }
-    return scale;
-}
-
 // Codes in [-nmax, nmax-1] refined coordinate-wise (ggml make_q3_quants with do_rmse).
 static float w_q3_quants(int n, int nmax, const float *x, int8_t *L) {
     float vmax = 0, amax = 0;
@@ -242,78 +194,6 @@ static float w_q3_quants(int n, int nmax, const float *x, int8_t *L) {
     return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
-// Asymmetric codes in [0, nmax] with scale and min fitted by weighted least
-// squares over nstep+1 candidate scales (ggml make_qkx2_quants).
-static float w_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
-                           float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep, int use_mad) {
-    float lo = x[0], hi = x[0];
-    float sum_w = weights[0];
-    float sum_x = sum_w * x[0];
-    for (int i = 1; i < n; ++i) {
-        if (x[i] < lo) lo = x[i];
-        if (x[i] > hi) hi = x[i];
-        const float w = weights[i];
-        sum_w += w;
-        sum_x += w * x[i];
-    }
-    if (lo > 0) lo = 0;
-    if (hi == lo) {
-        for (int i = 0; i < n; ++i) L[i] = 0;
-        *the_min = -lo;
-        return 0.f;
-    }
-    float iscale = nmax / (hi - lo);
-    float scale = 1 / iscale;
-    float best_error = 0;
-    for (int i = 0; i < n; ++i) {
-        const int l = w_round(iscale * (x[i] - lo));
-        L[i] = (uint8_t)w_max(0, w_min(nmax, l));
-        float diff = scale * L[i] + lo - x[i];
-        diff = use_mad ? fabsf(diff) : diff * diff;
-        best_error += weights[i] * diff;
-    }
-    if (nstep < 1) {
-        *the_min = -lo;
-        return scale;
-    }
-    for (int is = 0; is <= nstep; ++is) {
-        iscale = (rmin + rdelta * is + nmax) / (hi - lo);
-        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-        for (int i = 0; i < n; ++i) {
-            int l = w_round(iscale * (x[i] - lo));
-            l = w_max(0, w_min(nmax, l));
-            Laux[i] = (uint8_t)l;
-            const float w = weights[i];
-            sum_l += w * l;
-            sum_l2 += w * l * l;
-            sum_xl += w * l * x[i];
-        }
-        const float D = sum_w * sum_l2 - sum_l * sum_l;
-        if (D > 0) {
-            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
-            if (this_min > 0) {
-                this_min = 0;
-                this_scale = sum_xl / sum_l2;
-            }
-            float cur_error = 0;
-            for (int i = 0; i < n; ++i) {
-                float diff = this_scale * Laux[i] + this_min - x[i];
-                diff = use_mad ? fabsf(diff) : diff * diff;
-                cur_error += weights[i] * diff;
-            }
-            if (cur_error < best_error) {
-                memcpy(L, Laux, (size_t)n);
-                best_error = cur_error;
-                scale = this_scale;
-                lo = this_min;
-            }
-        }
-    }
-    *the_min = -lo;
-    return scale;
-}
-
 // 6-bit scale and min of sub-block j in the 12-byte K-quant scale array.
 static inline void w_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
     if (j < 4) {
@@ -325,19 +205,178 @@ static inline void w_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *
     }
 }
 
+// ---- lane-parallel scale searches ---------------------------------------------------
+//
+// ggml searches each sub-block's scale independently, one sub-block after the
+// other. Here lane j of an 8-wide vector runs sub-block j's search: every lane
+// executes exactly the scalar sequence of IEEE operations (same order, same
+// rounding, no fma: FP_CONTRACT is off), and data-dependent branches become
+// per-lane selects, so the results are bit-identical while 8 sub-blocks
+// proceed at once.
+
+// The 32-byte vectors are only passed between always_inline functions, so the
+// baseline-ISA ABI note clang gives for them does not apply.
+#pragma clang diagnostic ignored "-Wpsabi"
+
+typedef float w_v8f __attribute__((vector_size(32)));
+typedef int32_t w_v8i __attribute__((vector_size(32)));
+
+#define W_INLINE static inline __attribute__((always_inline))
+
+W_INLINE w_v8f w_splat(float v) { return (w_v8f){v, v, v, v, v, v, v, v}; }
+W_INLINE w_v8i w_splati(int v) { return (w_v8i){v, v, v, v, v, v, v, v}; }
+W_INLINE w_v8f w_sel(w_v8i m, w_v8f a, w_v8f b) { return (w_v8f)(((w_v8i)a & m) | ((w_v8i)b & ~m)); }
+W_INLINE w_v8i w_seli(w_v8i m, w_v8i a, w_v8i b) { return (a & m) | (b & ~m); }
+W_INLINE w_v8f w_abs(w_v8f v) { return (w_v8f)((w_v8i)v & w_splati(0x7fffffff)); }
+W_INLINE w_v8i w_vround(w_v8f v) {               // nearest_int, per lane
+    const w_v8i bits = (w_v8i)(v + w_splat(12582912.f));
+    return (bits & w_splati(0x007fffff)) - w_splati(0x00400000);
+}
+W_INLINE w_v8i w_clamp(w_v8i l, int lo, int hi) {
+    l = w_seli(l < w_splati(hi), l, w_splati(hi));
+    return w_seli(l > w_splati(lo), l, w_splati(lo));
+}
+W_INLINE w_v8f w_tof(w_v8i v) { return __builtin_convertvector(v, w_v8f); }
+
+// make_qkx2_quants for 8 sub-blocks of n (<= 32) values: X[i] holds value i
+// of every sub-block, W[i] its weight. Writes codes to L[lane * n + i] and
+// the (negated) mins; returns the scales.
+W_INLINE w_v8f w_qkx2_v8(int n, int nmax, const w_v8f *X, const w_v8f *W, uint8_t *L, w_v8f *the_min,
+                         float rmin, float rdelta, int nstep, int use_mad) {
+    w_v8i Lv[32], Laux[32];
+    w_v8f lo = X[0], hi = X[0];
+    w_v8f sum_w = W[0];
+    w_v8f sum_x = sum_w * X[0];
+    for (int i = 1; i < n; ++i) {
+        lo = w_sel(X[i] < lo, X[i], lo);
+        hi = w_sel(X[i] > hi, X[i], hi);
+        sum_w += W[i];
+        sum_x += W[i] * X[i];
+    }
+    lo = w_sel(lo > w_splat(0), w_splat(0), lo);
+    const w_v8i flat = hi == lo;
+    const w_v8f flat_min = -lo;
+    w_v8f iscale = w_splat((float)nmax) / (hi - lo);
+    w_v8f scale = w_splat(1) / iscale;
+    w_v8f best_error = w_splat(0);
+    for (int i = 0; i < n; ++i) {
+        Lv[i] = w_clamp(w_vround(iscale * (X[i] - lo)), 0, nmax);
+        w_v8f diff = scale * w_tof(Lv[i]) + lo - X[i];
+        diff = use_mad ? w_abs(diff) : diff * diff;
+        best_error += W[i] * diff;
+    }
+    if (nstep >= 1) {
+        for (int is = 0; is <= nstep; ++is) {
+            const float num = rmin + rdelta * is + nmax;
+            iscale = w_splat(num) / (hi - lo);
+            w_v8f sum_l = w_splat(0), sum_l2 = w_splat(0), sum_xl = w_splat(0);
+            for (int i = 0; i < n; ++i) {
+                Laux[i] = w_clamp(w_vround(iscale * (X[i] - lo)), 0, nmax);
+                const w_v8f l = w_tof(Laux[i]);
+                sum_l += W[i] * l;
+                sum_l2 += W[i] * l * l;
+                sum_xl += W[i] * l * X[i];
+            }
+            const w_v8f D = sum_w * sum_l2 - sum_l * sum_l;
+            const w_v8i ok = D > w_splat(0);
+            if (!(ok[0] | ok[1] | ok[2] | ok[3] | ok[4] | ok[5] | ok[6] | ok[7])) continue;
+            w_v8f this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            w_v8f this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            const w_v8i pos = this_min > w_splat(0);
+            this_scale = w_sel(pos, sum_xl / sum_l2, this_scale);
+            this_min = w_sel(pos, w_splat(0), this_min);
+            w_v8f cur_error = w_splat(0);
+            for (int i = 0; i < n; ++i) {
+                w_v8f diff = this_scale * w_tof(Laux[i]) + this_min - X[i];
+                diff = use_mad ? w_abs(diff) : diff * diff;
+                cur_error += W[i] * diff;
+            }
+            const w_v8i better = ok & (cur_error < best_error);
+            for (int i = 0; i < n; ++i) Lv[i] = w_seli(better, Laux[i], Lv[i]);
+            best_error = w_sel(better, cur_error, best_error);
+            scale = w_sel(better, this_scale, scale);
+            lo = w_sel(better, this_min, lo);
+        }
+    }
+    for (int i = 0; i < n; ++i) Lv[i] = w_seli(flat, w_splati(0), Lv[i]);
+    for (int j = 0; j < 8; ++j)
+        for (int i = 0; i < n; ++i) L[j * n + i] = (uint8_t)Lv[i][j];
+    *the_min = w_sel(flat, flat_min, -lo);
+    return w_sel(flat, w_splat(0), scale);
+}
+
+// make_qx_quants (rmse_type 1, no importance weights) for 8 groups of n
+// (<= 16) values, codes in [-nmax, nmax-1] stored +nmax at L[lane * n + i].
+W_INLINE w_v8f w_qx_v8(int n, int nmax, const w_v8f *X, int8_t *L) {
+    w_v8i Lv[16];
+    w_v8f vmax = w_splat(0), amax = w_splat(0);
+    for (int i = 0; i < n; ++i) {
+        const w_v8f ax = w_abs(X[i]);
+        const w_v8i m = ax > amax;
+        amax = w_sel(m, ax, amax);
+        vmax = w_sel(m, X[i], vmax);
+    }
+    const w_v8i zero = amax < w_splat(W_EPS);
+    w_v8f iscale = w_splat((float)-nmax) / vmax;
+    w_v8f sumlx = w_splat(0), suml2 = w_splat(0);
+    for (int i = 0; i < n; ++i) {
+        const w_v8i l = w_clamp(w_vround(iscale * X[i]), -nmax, nmax - 1);
+        Lv[i] = l + w_splati(nmax);
+        const w_v8f w = X[i] * X[i];
+        const w_v8f lf = w_tof(l);
+        sumlx += w * X[i] * lf;
+        suml2 += w * lf * lf;
+    }
+    w_v8f scale = w_sel(suml2 != w_splat(0), sumlx / suml2, w_splat(0));
+    w_v8f best = scale * sumlx;
+    for (int is = -9; is <= 9; ++is) {
+        if (is == 0) continue;
+        const float num = -(nmax + 0.1f * is);
+        iscale = w_splat(num) / vmax;
+        sumlx = suml2 = w_splat(0);
+        w_v8i Lt[16];
+        for (int i = 0; i < n; ++i) {
+            const w_v8i l = w_clamp(w_vround(iscale * X[i]), -nmax, nmax - 1);
+            Lt[i] = l;
+            const w_v8f w = X[i] * X[i];
+            const w_v8f lf = w_tof(l);
+            sumlx += w * X[i] * lf;
+            suml2 += w * lf * lf;
+        }
+        const w_v8i better = (suml2 > w_splat(0)) & (sumlx * sumlx > best * suml2);
+        for (int i = 0; i < n; ++i) Lv[i] = w_seli(better, Lt[i] + w_splati(nmax), Lv[i]);
+        scale = w_sel(better, sumlx / suml2, scale);
+        best = w_sel(better, scale * sumlx, best);
+    }
+    for (int j = 0; j < 8; ++j)
+        for (int i = 0; i < n; ++i) L[j * n + i] = (int8_t)(zero[j] ? 0 : Lv[i][j]);
+    return w_sel(zero, w_splat(0), scale);
+}
+
 // Q4_K and Q5_K share the scale search: 8 sub-blocks of 32 with a 6-bit scale
 // and min each. Fills L (codes 0..nmax) and the d, dmin, scales[12] fields.
-static void w_k_scales_mins(const float *x, int nmax, float rmin, int nstep,
-                            uint8_t *y_d, uint8_t *y_dmin, uint8_t *y_scales, uint8_t *L) {
-    float mins[W_QK_K / 32], scales[W_QK_K / 32], weights[32];
-    uint8_t Laux[32];
-    float max_scale = 0, max_min = 0;
-    for (int j = 0; j < W_QK_K / 32; ++j) {
+W_INLINE void w_k_scales_mins(const float *x, int nmax, float rmin, int nstep,
+                              uint8_t *y_d, uint8_t *y_dmin, uint8_t *y_scales, uint8_t *L) {
+    float mins[8], scales[8];
+    w_v8f X[32], Wt[32];
+    float av[8];
+    for (int j = 0; j < 8; ++j) {
         float sum_x2 = 0;
         for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
-        const float av_x = sqrtf(sum_x2 / 32);
-        for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = w_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, 0);
+        av[j] = sqrtf(sum_x2 / 32);
+    }
+    for (int l = 0; l < 32; ++l) {
+        for (int j = 0; j < 8; ++j) {
+            X[l][j] = x[32 * j + l];
+            Wt[l][j] = av[j] + fabsf(x[32 * j + l]);
+        }
+    }
+    w_v8f vmin;
+    const w_v8f vsc = w_qkx2_v8(32, nmax, X, Wt, L, &vmin, rmin, 0.1f, nstep, 0);
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; ++j) {
+        scales[j] = vsc[j];
+        mins[j] = vmin[j];
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -375,7 +414,7 @@ static void w_k_scales_mins(const float *x, int nmax, float rmin, int nstep,
 
 // ---- K types ----------------------------------------------------------------------------
 
-static void w_q4_K(const float *x, uint8_t *y, int64_t nb) {
+W_INLINE void w_q4_K_body(const float *x, uint8_t *y, int64_t nb) {
     uint8_t L[W_QK_K];
     for (int64_t i = 0; i < nb; i++, x += W_QK_K, y += W_Q4_K_BYTES) {
         memset(y + 4, 0, 12);
@@ -388,7 +427,7 @@ static void w_q4_K(const float *x, uint8_t *y, int64_t nb) {
     }
 }
 
-static void w_q5_K(const float *x, uint8_t *y, int64_t nb) {
+W_INLINE void w_q5_K_body(const float *x, uint8_t *y, int64_t nb) {
     uint8_t L[W_QK_K];
     for (int64_t i = 0; i < nb; i++, x += W_QK_K, y += W_Q5_K_BYTES) {
         memset(y + 4, 0, 12);
@@ -412,7 +451,7 @@ static void w_q5_K(const float *x, uint8_t *y, int64_t nb) {
     }
 }
 
-static void w_q6_K(const float *x, uint8_t *y, int64_t nb) {
+W_INLINE void w_q6_K_body(const float *x, uint8_t *y, int64_t nb) {
     int8_t L[W_QK_K];
     float scales[W_QK_K / 16];
     for (int64_t i = 0; i < nb; i++, x += W_QK_K, y += W_Q6_K_BYTES) {
@@ -420,9 +459,15 @@ static void w_q6_K(const float *x, uint8_t *y, int64_t nb) {
         int8_t *sc = (int8_t *)(y + 192);
         uint8_t *yd = y + 208;
         float max_scale = 0, max_abs_scale = 0;
+        for (int half = 0; half < 2; ++half) {
+            w_v8f X[16];
+            for (int i = 0; i < 16; ++i)
+                for (int j = 0; j < 8; ++j) X[i][j] = x[16 * (8 * half + j) + i];
+            const w_v8f sc8 = w_qx_v8(16, 32, X, L + 128 * half);
+            for (int j = 0; j < 8; ++j) scales[8 * half + j] = sc8[j];
+        }
         for (int ib = 0; ib < W_QK_K / 16; ++ib) {
-            const float scale = w_qx_quants(16, 32, x + 16 * ib, L + 16 * ib);
-            scales[ib] = scale;
+            const float scale = scales[ib];
             const float abs_scale = fabsf(scale);
             if (abs_scale > max_abs_scale) { max_abs_scale = abs_scale; max_scale = scale; }
         }
@@ -461,16 +506,27 @@ static void w_q6_K(const float *x, uint8_t *y, int64_t nb) {
     }
 }
 
-static void w_q2_K(const float *x, uint8_t *y, int64_t nb) {
-    uint8_t L[W_QK_K], Laux[16];
-    float weights[16], mins[W_QK_K / 16], scales[W_QK_K / 16];
+W_INLINE void w_q2_K_body(const float *x, uint8_t *y, int64_t nb) {
+    uint8_t L[W_QK_K];
+    float mins[W_QK_K / 16], scales[W_QK_K / 16];
     const float q4scale = 15.f;
     for (int64_t i = 0; i < nb; i++, x += W_QK_K, y += W_Q2_K_BYTES) {
         uint8_t *ysc = y, *qs = y + 16, *yd = y + 80, *ydmin = y + 82;
         float max_scale = 0, max_min = 0;
+        for (int half = 0; half < 2; ++half) {
+            w_v8f X[16], Wt[16], vmin;
+            for (int i = 0; i < 16; ++i)
+                for (int j = 0; j < 8; ++j) {
+                    X[i][j] = x[16 * (8 * half + j) + i];
+                    Wt[i][j] = fabsf(X[i][j]);
+                }
+            const w_v8f sc8 = w_qkx2_v8(16, 3, X, Wt, L + 128 * half, &vmin, -0.5f, 0.1f, 15, 1);
+            for (int j = 0; j < 8; ++j) {
+                scales[8 * half + j] = sc8[j];
+                mins[8 * half + j] = vmin[j];
+            }
+        }
         for (int j = 0; j < W_QK_K / 16; ++j) {
-            for (int l = 0; l < 16; ++l) weights[l] = fabsf(x[16 * j + l]);
-            scales[j] = w_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, 1);
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -565,6 +621,39 @@ static void w_q3_K(const float *x, uint8_t *y, int64_t nb) {
         }
     }
 }
+
+// Each K quantizer is compiled twice: for the baseline ISA and with AVX2
+// (wider lanes; still no fma). Both give the same bytes.
+#define W_VARIANTS(name)                                                                   \
+    static void name##_base(const float *x, uint8_t *y, int64_t nb) { name##_body(x, y, nb); } \
+    __attribute__((target("avx2"))) static void name##_avx2(const float *x, uint8_t *y, int64_t nb) { \
+        name##_body(x, y, nb);                                                              \
+    }                                                                                       \
+    static void name(const float *x, uint8_t *y, int64_t nb) {                              \
+        if (w_has_avx2()) name##_avx2(x, y, nb); else name##_base(x, y, nb);               \
+    }
+
+static int w_has_avx2(void) {
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(EKW_FORCE_BASELINE)
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") ? 1 : 0;
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+W_VARIANTS(w_q2_K)
+W_VARIANTS(w_q4_K)
+W_VARIANTS(w_q5_K)
+W_VARIANTS(w_q6_K)
+#else
+static void w_q2_K(const float *x, uint8_t *y, int64_t nb) { w_q2_K_body(x, y, nb); }
+static void w_q4_K(const float *x, uint8_t *y, int64_t nb) { w_q4_K_body(x, y, nb); }
+static void w_q5_K(const float *x, uint8_t *y, int64_t nb) { w_q5_K_body(x, y, nb); }
+static void w_q6_K(const float *x, uint8_t *y, int64_t nb) { w_q6_K_body(x, y, nb); }
+#endif
 
 // ---- entry points -------------------------------------------------------------------------
 
