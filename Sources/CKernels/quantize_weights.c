@@ -53,97 +53,6 @@ static inline int w_round(float v) {
     return (bits & 0x007fffff) - 0x00400000;
 }
 
-// ---- 32-element types ---------------------------------------------------------------
-
-// Symmetric 4/5-bit blocks: the value of largest magnitude maps to -2^(bits-1).
-static void w_q4_0(const float *x, uint8_t *y, int64_t nb) {
-    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q4_0_BYTES) {
-        float amax = 0.0f, vmax = 0.0f;
-        for (int j = 0; j < W_QK; j++) {
-            if (amax < fabsf(x[j])) { amax = fabsf(x[j]); vmax = x[j]; }
-        }
-        const float d = vmax / -8;
-        const float id = d ? 1.0f / d : 0.0f;
-        w_put_half(y, d);
-        for (int j = 0; j < W_QK / 2; j++) {
-            const float a = x[j] * id;
-            const float b = x[j + W_QK / 2] * id;
-            const uint8_t qa = (uint8_t)w_min(15, (int8_t)(a + 8.5f));
-            const uint8_t qb = (uint8_t)w_min(15, (int8_t)(b + 8.5f));
-            y[2 + j] = (uint8_t)(qa | (qb << 4));
-        }
-    }
-}
-
-static void w_q4_1(const float *x, uint8_t *y, int64_t nb) {
-    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q4_1_BYTES) {
-        float lo = 3.40282347e38f, hi = -3.40282347e38f;
-        for (int j = 0; j < W_QK; j++) {
-            if (x[j] < lo) lo = x[j];
-            if (x[j] > hi) hi = x[j];
-        }
-        const float d = (hi - lo) / 15;
-        const float id = d ? 1.0f / d : 0.0f;
-        w_put_half(y, d);
-        w_put_half(y + 2, lo);
-        for (int j = 0; j < W_QK / 2; j++) {
-            const float a = (x[j] - lo) * id;
-            const float b = (x[j + W_QK / 2] - lo) * id;
-            const uint8_t qa = (uint8_t)w_min(15, (int8_t)(a + 0.5f));
-            const uint8_t qb = (uint8_t)w_min(15, (int8_t)(b + 0.5f));
-            y[4 + j] = (uint8_t)(qa | (qb << 4));
-        }
-    }
-}
-
-static void w_q5_0(const float *x, uint8_t *y, int64_t nb) {
-    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q5_0_BYTES) {
-        float amax = 0.0f, vmax = 0.0f;
-        for (int j = 0; j < W_QK; j++) {
-            if (amax < fabsf(x[j])) { amax = fabsf(x[j]); vmax = x[j]; }
-        }
-        const float d = vmax / -16;
-        const float id = d ? 1.0f / d : 0.0f;
-        w_put_half(y, d);
-        uint32_t qh = 0;
-        for (int j = 0; j < W_QK / 2; j++) {
-            const float a = x[j] * id;
-            const float b = x[j + W_QK / 2] * id;
-            const uint8_t qa = (uint8_t)w_min(31, (int8_t)(a + 16.5f));
-            const uint8_t qb = (uint8_t)w_min(31, (int8_t)(b + 16.5f));
-            y[6 + j] = (uint8_t)((qa & 0x0f) | ((qb & 0x0f) << 4));
-            qh |= ((uint32_t)(qa & 0x10u) >> 4) << j;
-            qh |= ((uint32_t)(qb & 0x10u) >> 4) << (j + W_QK / 2);
-        }
-        for (int k = 0; k < 4; k++) y[2 + k] = (uint8_t)(qh >> (8 * k));
-    }
-}
-
-static void w_q5_1(const float *x, uint8_t *y, int64_t nb) {
-    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q5_1_BYTES) {
-        float lo = 3.40282347e38f, hi = -3.40282347e38f;
-        for (int j = 0; j < W_QK; j++) {
-            if (x[j] < lo) lo = x[j];
-            if (x[j] > hi) hi = x[j];
-        }
-        const float d = (hi - lo) / 31;
-        const float id = d ? 1.0f / d : 0.0f;
-        w_put_half(y, d);
-        w_put_half(y + 2, lo);
-        uint32_t qh = 0;
-        for (int j = 0; j < W_QK / 2; j++) {
-            const float a = (x[j] - lo) * id;
-            const float b = (x[j + W_QK / 2] - lo) * id;
-            const uint8_t qa = (uint8_t)(a + 0.5f);
-            const uint8_t qb = (uint8_t)(b + 0.5f);
-            y[8 + j] = (uint8_t)((qa & 0x0f) | ((qb & 0x0f) << 4));
-            qh |= ((uint32_t)(qa & 0x10u) >> 4) << j;
-            qh |= ((uint32_t)(qb & 0x10u) >> 4) << (j + W_QK / 2);
-        }
-        for (int k = 0; k < 4; k++) y[4 + k] = (uint8_t)(qh >> (8 * k));
-    }
-}
-
 // ---- helpers of the K types -------------------------------------------------------------
 
 // Codes in [-nmax, nmax-1] refined coordinate-wise (ggml make_q3_quants with do_rmse).
@@ -237,6 +146,19 @@ W_INLINE w_v8i w_clamp(w_v8i l, int lo, int hi) {
     return w_seli(l > w_splati(lo), l, w_splati(lo));
 }
 W_INLINE w_v8f w_tof(w_v8i v) { return __builtin_convertvector(v, w_v8f); }
+
+W_INLINE w_v8i w_min8(w_v8i v, int hi) { return w_seli(v < w_splati(hi), v, w_splati(hi)); }
+// Inf or NaN in a block: ggml's scalar code (and its undefined float->int
+// conversions) is reproduced by the scalar path instead.
+W_INLINE int w_has_nonfinite(const float *x) {
+    int bad = 0;
+    for (int j = 0; j < W_QK; j++) {
+        uint32_t b;
+        memcpy(&b, &x[j], 4);
+        bad |= (b & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad;
+}
 
 // make_qkx2_quants for 8 sub-blocks of n (<= 32) values: X[i] holds value i
 // of every sub-block, W[i] its weight. Writes codes to L[lane * n + i] and
@@ -408,6 +330,188 @@ W_INLINE void w_k_scales_mins(const float *x, int nmax, float rmin, int nstep,
         for (int ii = 0; ii < 32; ++ii) {
             int l = w_round((x[32 * j + ii] + dm) / d);
             L[32 * j + ii] = (uint8_t)w_max(0, w_min(nmax, l));
+        }
+    }
+}
+
+// ---- 32-element types ---------------------------------------------------------------
+
+// Symmetric 4/5-bit blocks: the value of largest magnitude maps to -2^(bits-1).
+static void w_q4_0_scalar(const float *x, uint8_t *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q4_0_BYTES) {
+        float amax = 0.0f, vmax = 0.0f;
+        for (int j = 0; j < W_QK; j++) {
+            if (amax < fabsf(x[j])) { amax = fabsf(x[j]); vmax = x[j]; }
+        }
+        const float d = vmax / -8;
+        const float id = d ? 1.0f / d : 0.0f;
+        w_put_half(y, d);
+        for (int j = 0; j < W_QK / 2; j++) {
+            const float a = x[j] * id;
+            const float b = x[j + W_QK / 2] * id;
+            const uint8_t qa = (uint8_t)w_min(15, (int8_t)(a + 8.5f));
+            const uint8_t qb = (uint8_t)w_min(15, (int8_t)(b + 8.5f));
+            y[2 + j] = (uint8_t)(qa | (qb << 4));
+        }
+    }
+}
+
+static void w_q4_1(const float *x, uint8_t *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q4_1_BYTES) {
+        float lo = 3.40282347e38f, hi = -3.40282347e38f;
+        for (int j = 0; j < W_QK; j++) {
+            if (x[j] < lo) lo = x[j];
+            if (x[j] > hi) hi = x[j];
+        }
+        const float d = (hi - lo) / 15;
+        const float id = d ? 1.0f / d : 0.0f;
+        w_put_half(y, d);
+        w_put_half(y + 2, lo);
+        for (int j = 0; j < W_QK / 2; j++) {
+            const float a = (x[j] - lo) * id;
+            const float b = (x[j + W_QK / 2] - lo) * id;
+            const uint8_t qa = (uint8_t)w_min(15, (int8_t)(a + 0.5f));
+            const uint8_t qb = (uint8_t)w_min(15, (int8_t)(b + 0.5f));
+            y[4 + j] = (uint8_t)(qa | (qb << 4));
+        }
+    }
+}
+
+static void w_q5_0_scalar(const float *x, uint8_t *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q5_0_BYTES) {
+        float amax = 0.0f, vmax = 0.0f;
+        for (int j = 0; j < W_QK; j++) {
+            if (amax < fabsf(x[j])) { amax = fabsf(x[j]); vmax = x[j]; }
+        }
+        const float d = vmax / -16;
+        const float id = d ? 1.0f / d : 0.0f;
+        w_put_half(y, d);
+        uint32_t qh = 0;
+        for (int j = 0; j < W_QK / 2; j++) {
+            const float a = x[j] * id;
+            const float b = x[j + W_QK / 2] * id;
+            const uint8_t qa = (uint8_t)w_min(31, (int8_t)(a + 16.5f));
+            const uint8_t qb = (uint8_t)w_min(31, (int8_t)(b + 16.5f));
+            y[6 + j] = (uint8_t)((qa & 0x0f) | ((qb & 0x0f) << 4));
+            qh |= ((uint32_t)(qa & 0x10u) >> 4) << j;
+            qh |= ((uint32_t)(qb & 0x10u) >> 4) << (j + W_QK / 2);
+        }
+        for (int k = 0; k < 4; k++) y[2 + k] = (uint8_t)(qh >> (8 * k));
+    }
+}
+
+static void w_q5_1(const float *x, uint8_t *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q5_1_BYTES) {
+        float lo = 3.40282347e38f, hi = -3.40282347e38f;
+        for (int j = 0; j < W_QK; j++) {
+            if (x[j] < lo) lo = x[j];
+            if (x[j] > hi) hi = x[j];
+        }
+        const float d = (hi - lo) / 31;
+        const float id = d ? 1.0f / d : 0.0f;
+        w_put_half(y, d);
+        w_put_half(y + 2, lo);
+        uint32_t qh = 0;
+        for (int j = 0; j < W_QK / 2; j++) {
+            const float a = (x[j] - lo) * id;
+            const float b = (x[j + W_QK / 2] - lo) * id;
+            const uint8_t qa = (uint8_t)(a + 0.5f);
+            const uint8_t qb = (uint8_t)(b + 0.5f);
+            y[8 + j] = (uint8_t)((qa & 0x0f) | ((qb & 0x0f) << 4));
+            qh |= ((uint32_t)(qa & 0x10u) >> 4) << j;
+            qh |= ((uint32_t)(qb & 0x10u) >> 4) << (j + W_QK / 2);
+        }
+        for (int k = 0; k < 4; k++) y[4 + k] = (uint8_t)(qh >> (8 * k));
+    }
+}
+
+// ---- 32-element types, 8 elements per vector step ---------------------------------------
+//
+// Q4_0 / Q5_0 / Q8_0: the per-element work is independent, so lanes take
+// neighbouring elements; the block maximum is found exactly (max is
+// order-independent) and then the first element of that magnitude supplies
+// the sign, as ggml's sequential scan does.
+
+W_INLINE w_v8f w_load8(const float *p) { w_v8f v; memcpy(&v, p, sizeof v); return v; }
+
+// ggml's "first x with the largest |x|" (0 when the block is all zeros).
+W_INLINE float w_signed_absmax(const float *x) {
+    w_v8f m = w_abs(w_load8(x));
+    for (int k = 8; k < W_QK; k += 8) {
+        const w_v8f a = w_abs(w_load8(x + k));
+        m = w_sel(a > m, a, m);
+    }
+    float amax = 0.0f;
+    for (int j = 0; j < 8; j++) amax = m[j] > amax ? m[j] : amax;
+    if (!(amax > 0.0f)) return 0.0f;
+    for (int j = 0; j < W_QK; j++) if (fabsf(x[j]) == amax) return x[j];
+    return 0.0f;
+}
+
+// Symmetric 4/5-bit: d = max / -2^(bits-1), q = min(2^bits - 1, (int8)(x*id + 2^(bits-1) + 0.5)).
+W_INLINE void w_q4_0_body(const float *x, uint8_t *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q4_0_BYTES) {
+        if (w_has_nonfinite(x)) { w_q4_0_scalar(x, y, 1); continue; }
+        const float vmax = w_signed_absmax(x);
+        const float d = vmax / -8;
+        const float id = d ? 1.0f / d : 0.0f;
+        w_put_half(y, d);
+        for (int k = 0; k < W_QK / 2; k += 8) {
+            const w_v8i qa = w_min8(__builtin_convertvector(w_load8(x + k) * w_splat(id) + w_splat(8.5f), w_v8i), 15);
+            const w_v8i qb = w_min8(__builtin_convertvector(w_load8(x + k + 16) * w_splat(id) + w_splat(8.5f), w_v8i), 15);
+            const w_v8i q = (qa & w_splati(0xff)) | ((qb & w_splati(0xff)) << 4);
+            for (int j = 0; j < 8; j++) y[2 + k + j] = (uint8_t)q[j];
+        }
+    }
+}
+
+W_INLINE void w_q5_0_body(const float *x, uint8_t *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q5_0_BYTES) {
+        if (w_has_nonfinite(x)) { w_q5_0_scalar(x, y, 1); continue; }
+        const float vmax = w_signed_absmax(x);
+        const float d = vmax / -16;
+        const float id = d ? 1.0f / d : 0.0f;
+        w_put_half(y, d);
+        uint32_t qh = 0;
+        for (int k = 0; k < W_QK / 2; k += 8) {
+            const w_v8i qa = w_min8(__builtin_convertvector(w_load8(x + k) * w_splat(id) + w_splat(16.5f), w_v8i), 31);
+            const w_v8i qb = w_min8(__builtin_convertvector(w_load8(x + k + 16) * w_splat(id) + w_splat(16.5f), w_v8i), 31);
+            for (int j = 0; j < 8; j++) {
+                const uint32_t a = (uint32_t)qa[j] & 0xffu, b = (uint32_t)qb[j] & 0xffu;
+                y[6 + k + j] = (uint8_t)((a & 0x0f) | ((b & 0x0f) << 4));
+                qh |= ((a & 0x10u) >> 4) << (k + j);
+                qh |= ((b & 0x10u) >> 4) << (k + j + W_QK / 2);
+            }
+        }
+        for (int k = 0; k < 4; k++) y[2 + k] = (uint8_t)(qh >> (8 * k));
+    }
+}
+
+// Q8_0: amax = max |x|, d = amax / 127, q = roundf(x * id) (halves away from zero).
+W_INLINE void w_q8_0_body(const float *x, uint8_t *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += W_QK, y += W_Q8_0_BYTES) {
+        if (w_has_nonfinite(x)) { ek_quantize_row_q8_0_ref(x, y, W_QK); continue; }
+        w_v8f m = w_abs(w_load8(x));
+        for (int k = 8; k < W_QK; k += 8) {
+            const w_v8f a = w_abs(w_load8(x + k));
+            m = w_sel(a > m, a, m);
+        }
+        float amax = 0.0f;
+        for (int j = 0; j < 8; j++) amax = m[j] > amax ? m[j] : amax;
+        const float d = amax / 127;
+        const float id = d ? 1.0f / d : 0.0f;
+        if (!(id <= 3.40282347e38f)) { ek_quantize_row_q8_0_ref(x, y, W_QK); continue; }
+        w_put_half(y, d);
+        for (int k = 0; k < W_QK; k += 8) {
+            const w_v8f v = w_load8(x + k) * w_splat(id);
+            // roundf: truncate, then step away from zero when the dropped part is >= 1/2
+            // (v - trunc(v) is exact for |v| < 2^23).
+            const w_v8i t = __builtin_convertvector(v, w_v8i);
+            const w_v8f frac = v - w_tof(t);
+            const w_v8i up = frac >= w_splat(0.5f);
+            const w_v8i down = frac <= w_splat(-0.5f);
+            const w_v8i q = t - up + down;          // masks are -1 where true
+            for (int j = 0; j < 8; j++) y[2 + k + j] = (uint8_t)(int8_t)q[j];
         }
     }
 }
@@ -622,7 +726,7 @@ static void w_q3_K(const float *x, uint8_t *y, int64_t nb) {
     }
 }
 
-// Each K quantizer is compiled twice: for the baseline ISA and with AVX2
+// Each vectorized quantizer is compiled twice: for the baseline ISA and with AVX2
 // (wider lanes; still no fma). Both give the same bytes.
 #define W_VARIANTS(name)                                                                   \
     static void name##_base(const float *x, uint8_t *y, int64_t nb) { name##_body(x, y, nb); } \
@@ -644,11 +748,17 @@ static int w_has_avx2(void) {
 }
 
 #if defined(__x86_64__) || defined(__i386__)
+W_VARIANTS(w_q4_0)
+W_VARIANTS(w_q5_0)
+W_VARIANTS(w_q8_0)
 W_VARIANTS(w_q2_K)
 W_VARIANTS(w_q4_K)
 W_VARIANTS(w_q5_K)
 W_VARIANTS(w_q6_K)
 #else
+static void w_q4_0(const float *x, uint8_t *y, int64_t nb) { w_q4_0_body(x, y, nb); }
+static void w_q5_0(const float *x, uint8_t *y, int64_t nb) { w_q5_0_body(x, y, nb); }
+static void w_q8_0(const float *x, uint8_t *y, int64_t nb) { w_q8_0_body(x, y, nb); }
 static void w_q2_K(const float *x, uint8_t *y, int64_t nb) { w_q2_K_body(x, y, nb); }
 static void w_q4_K(const float *x, uint8_t *y, int64_t nb) { w_q4_K_body(x, y, nb); }
 static void w_q5_K(const float *x, uint8_t *y, int64_t nb) { w_q5_K_body(x, y, nb); }
@@ -659,7 +769,6 @@ static void w_q6_K(const float *x, uint8_t *y, int64_t nb) { w_q6_K_body(x, y, n
 
 typedef void (*w_row_fn)(const float *x, uint8_t *y, int64_t nb);
 
-static void w_q8_0(const float *x, uint8_t *y, int64_t nb) { ek_quantize_row_q8_0_ref(x, y, nb * W_QK); }
 
 static int w_lookup(int type, w_row_fn *fn, int *block, int *bytes) {
     switch (type) {

@@ -308,7 +308,7 @@ func convertChunk(src: GGUFFile, plan: QuantPlan, chunk: QuantChunk, fd: Int32, 
     let srcRow = plan.source.rowByteCount
     let dstRow = plan.newType.byteCount(elements: n) ?? 0
     for r in chunk.row0..<chunk.row1 {
-        try Dequantize.rows(type: plan.source.type, from: from + r * srcRow, count: n, into: scratch)
+        try dequantizeRow(type: plan.source.type, from: from + r * srcRow, count: n, into: scratch)
         let o = buffer + (r - chunk.row0) * dstRow
         switch plan.newType {
         case .f16:
@@ -325,6 +325,20 @@ func convertChunk(src: GGUFFile, plan: QuantPlan, chunk: QuantChunk, fd: Int32, 
     }
     try writeFully(fd: fd, UnsafeRawBufferPointer(start: buffer, count: (chunk.row1 - chunk.row0) * dstRow),
                    at: plan.outOffset + chunk.row0 * dstRow, path: path)
+}
+
+/// One row to floats: the dispatched SIMD CKernels converters (byte-exact
+/// with ggml's reference, like `Dequantize`) where they exist.
+@inline(__always)
+func dequantizeRow(type: GGMLType, from: UnsafeRawPointer, count n: Int, into y: UnsafeMutablePointer<Float>) throws {
+    switch type {
+    case .f16: ek_dequantize_row_f16(from, y, Int64(n))
+    case .bf16: ek_dequantize_row_bf16(from, y, Int64(n))
+    case .q8_0: ek_dequantize_row_q8_0(from, y, Int64(n))
+    case .q4_0: ek_dequantize_row_q4_0(from, y, Int64(n))
+    case .q4_1: ek_dequantize_row_q4_1(from, y, Int64(n))
+    default: try Dequantize.rows(type: type, from: from, count: n, into: y)
+    }
 }
 
 /// The layer number llama.cpp's loader reads with `sscanf(name, "blk.%d.", &layer)`; -1 if none.
