@@ -36,6 +36,12 @@ final class LlamaQuantizeTests: XCTestCase {
         let f = try GGUFFile(path: output)
         XCTAssertEqual(try f.int("general.file_type"), Int(fileType.rawValue), file: file, line: line)
         XCTAssertEqual(f.tensors.count, expected.tensors.count, file: file, line: line)
+        // The whole file first (header, every tensor, padding): when it is
+        // identical, so is every tensor, so the per-tensor digests are only
+        // computed for Q4_K_M (always) and to name the differing tensors.
+        XCTAssertEqual(f.fileSize, expected.fileSize, "\(reference): file size", file: file, line: line)
+        let wholeFileEqual = SHA256.hex(f.fileBytes) == expected.fileSHA256
+        XCTAssertTrue(wholeFileEqual, "\(reference): whole file differs from llama-quantize's", file: file, line: line)
         var matching = 0
         var counts = [String: Int]()
         for t in f.tensors {
@@ -45,12 +51,14 @@ final class LlamaQuantizeTests: XCTestCase {
                 continue
             }
             XCTAssertEqual(t.type.rawValue, e.type, "\(reference): type of \(t.name)", file: file, line: line)
+            if wholeFileEqual && reference != "q4_k_m" {
+                if t.type.rawValue == e.type { matching += 1 }
+                continue
+            }
             let digest = SHA256.hex(f.bytes(of: t))
             XCTAssertEqual(digest, e.sha256, "\(reference): data of \(t.name)", file: file, line: line)
             if digest == e.sha256 && t.type.rawValue == e.type { matching += 1 }
         }
-        XCTAssertEqual(f.fileSize, expected.fileSize, "\(reference): file size", file: file, line: line)
-        XCTAssertEqual(SHA256.hex(f.fileBytes), expected.fileSHA256, "\(reference): whole file", file: file, line: line)
         let mix = counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         print("quantize SmolLM2 -> \(fileType.name) (\(reference)): \(String(format: "%.3f", seconds)) s with 2 threads; tensors equal to llama-quantize: \(matching)/\(f.tensors.count) [\(mix)]")
     }
