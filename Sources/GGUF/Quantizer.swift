@@ -6,17 +6,13 @@ import Musl
 import Darwin
 #endif
 import Dispatch
+import CKernels
 
 /// llama.cpp's `llama_ftype` number recorded as `general.file_type` for a
-/// model whose weights were converted to `type`.
+/// model whose weights were converted to `type` (the ftypes that a single
+/// GGML type names unambiguously).
 func llamaFileType(for type: GGMLType) -> UInt32? {
-    switch type {
-    case .f32: return 0
-    case .f16: return 1
-    case .q8_0: return 7
-    case .bf16: return 32
-    default: return nil
-    }
+    LlamaFileType(type: type)?.rawValue
 }
 
 /// Whether llama.cpp's quantizer converts this tensor (llama-quant.cpp
@@ -117,22 +113,40 @@ final class QuantProgressState: @unchecked Sendable {
 /// Converts the model at `input` the way `llama-quantize --allow-requantize IN OUT <type>`
 /// does and writes GGUF v3 to `output` (atomically, via a temporary file).
 ///
+/// `type` names the file type (see `LlamaFileType(type:)`): Q8_0, Q4_0,
+/// Q4_1, Q5_0, Q5_1, Q6_K, F16, BF16 or F32. Q4_K and Q5_K are ambiguous
+/// (S and M mixes): use `quantizeModel(input:output:fileType:)`.
+public func quantizeModel(input: String, output: String, type: GGMLType = .q8_0, threads: Int = 0,
+                          progress: ((Int, Int, String) -> Void)? = nil) throws {
+    guard let fileType = LlamaFileType(type: type) else {
+        let names = LlamaFileType.allCases.map(\.name).joined(separator: ", ")
+        throw GGUFError(.invalidArgument, "cannot convert a model to \(type.name); supported file types: \(names)")
+    }
+    try quantizeModel(input: input, output: output, fileType: fileType, threads: threads, progress: progress)
+}
+
+/// Converts the model at `input` the way `llama-quantize --allow-requantize IN OUT <ftype>`
+/// does (no importance matrix, default options) and writes GGUF v3 to
+/// `output` (atomically, via a temporary file); the result is byte-identical
+/// to llama.cpp's.
+///
 /// Every weight llama.cpp would quantize (2-D and larger, names ending in
-/// "weight", norms and a few special tensors excluded) becomes `type`
-/// (Q8_0 rows whose length is not a multiple of 32 fall back to F16, as in
-/// llama.cpp); all other tensors are copied unchanged. Metadata is copied,
-/// `split.*` keys are dropped, and `general.quantization_version` = 2 and
-/// `general.file_type` are set. Supported `type`s: Q8_0, F16, BF16, F32.
+/// "weight", norms and a few special tensors excluded) gets the type
+/// llama.cpp's `llama_tensor_get_type` chooses for `fileType` (e.g. Q4_K_M:
+/// Q4_K, with Q6_K for some attn_v and ffn_down layers, Q6_K or Q8_0 for the
+/// output / tied token embedding, and Q5_0 / Q5_1 / Q8_0 / F16 fallbacks for
+/// rows whose length is not a multiple of the block size); all other
+/// tensors, and tensors already of their target type, are copied unchanged.
+/// Quantized sources are dequantized first (requantization). Metadata is
+/// copied, `split.*` keys are dropped, and `general.quantization_version` = 2
+/// and `general.file_type` are set.
 ///
 /// - Parameters:
 ///   - threads: worker threads (0 = number of online CPUs).
 ///   - progress: called on the calling thread as tensors finish, with
 ///     (tensors finished, total tensors, name of the finished tensor).
-public func quantizeModel(input: String, output: String, type: GGMLType = .q8_0, threads: Int = 0,
+public func quantizeModel(input: String, output: String, fileType: LlamaFileType, threads: Int = 0,
                           progress: ((Int, Int, String) -> Void)? = nil) throws {
-    guard let fileType = llamaFileType(for: type) else {
-        throw GGUFError(.invalidArgument, "cannot convert a model to \(type.name); supported types: Q8_0, F16, BF16, F32")
-    }
     let src = try GGUFFile(path: input)
     // llama.cpp writes tensors in its loader's order: by layer number
     // ("blk.N." prefix, others first), then by name bytes.
@@ -143,19 +157,14 @@ public func quantizeModel(input: String, output: String, type: GGMLType = .q8_0,
     }
 
     // Tensor types.
-    var planTypes = [GGMLType]()
-    for t in sourceTensors {
-        var newType = t.type
-        if tensorAllowsQuantization(t) {
-            newType = type
-            if t.rowLength % type.blockSize != 0 { newType = .f16 }
+    let planTypes = llamaTensorTypes(sourceTensors, ftype: fileType, metadata: src.metadata)
+    for (t, newType) in zip(sourceTensors, planTypes) where newType != t.type {
+        if !t.type.canDequantize {
+            throw GGUFError(.unsupportedTensorType, "tensor '\(t.name)' has type \(t.type.name) (ggml type \(t.type.rawValue)), which cannot be converted to \(newType.name); supported source types: F32, F16, BF16, Q8_0, Q4_0, Q4_1")
         }
-        if newType != t.type {
-            if !t.type.canDequantize {
-                throw GGUFError(.unsupportedTensorType, "tensor '\(t.name)' has type \(t.type.name) (ggml type \(t.type.rawValue)), which cannot be converted; supported source types: F32, F16, BF16, Q8_0, Q4_0, Q4_1")
-            }
+        if !canQuantize(to: newType) {
+            throw GGUFError(.unsupportedTensorType, "tensor '\(t.name)' would become \(newType.name), which this quantizer cannot produce")
         }
-        planTypes.append(newType)
     }
 
     // Metadata as llama.cpp writes it: everything copied, split keys removed,
@@ -167,7 +176,7 @@ public func quantizeModel(input: String, output: String, type: GGMLType = .q8_0,
         if let v = src[key] { metadata.append((key: key, value: v)) }
     }
     metadata.append((key: "general.quantization_version", value: .uint32(2)))
-    metadata.append((key: "general.file_type", value: .uint32(fileType)))
+    metadata.append((key: "general.file_type", value: .uint32(fileType.rawValue)))
 
     var entries = [TensorPlanEntry]()
     for (i, t) in sourceTensors.enumerated() {
@@ -299,21 +308,37 @@ func convertChunk(src: GGUFFile, plan: QuantPlan, chunk: QuantChunk, fd: Int32, 
     let srcRow = plan.source.rowByteCount
     let dstRow = plan.newType.byteCount(elements: n) ?? 0
     for r in chunk.row0..<chunk.row1 {
-        try Dequantize.rows(type: plan.source.type, from: from + r * srcRow, count: n, into: scratch)
+        try dequantizeRow(type: plan.source.type, from: from + r * srcRow, count: n, into: scratch)
         let o = buffer + (r - chunk.row0) * dstRow
         switch plan.newType {
-        case .q8_0:
-            Q8_0.quantize(scratch, count: n, into: o)
         case .f16:
             for j in 0..<n { o.storeBytes(of: Half.fromFloat(scratch[j]), toByteOffset: 2 * j, as: UInt16.self) }
         case .bf16:
             for j in 0..<n { o.storeBytes(of: Half.bf16FromFloat(scratch[j]), toByteOffset: 2 * j, as: UInt16.self) }
-        default:
+        case .f32:
             o.copyMemory(from: scratch, byteCount: 4 * n)
+        default:
+            if ekw_quantize_rows(Int32(plan.newType.rawValue), scratch, o, 1, Int64(n)) != dstRow {
+                throw GGUFError(.invalidArgument, "cannot quantize tensor '\(plan.source.name)' to \(plan.newType.name)")
+            }
         }
     }
     try writeFully(fd: fd, UnsafeRawBufferPointer(start: buffer, count: (chunk.row1 - chunk.row0) * dstRow),
                    at: plan.outOffset + chunk.row0 * dstRow, path: path)
+}
+
+/// One row to floats: the dispatched SIMD CKernels converters (byte-exact
+/// with ggml's reference, like `Dequantize`) where they exist.
+@inline(__always)
+func dequantizeRow(type: GGMLType, from: UnsafeRawPointer, count n: Int, into y: UnsafeMutablePointer<Float>) throws {
+    switch type {
+    case .f16: ek_dequantize_row_f16(from, y, Int64(n))
+    case .bf16: ek_dequantize_row_bf16(from, y, Int64(n))
+    case .q8_0: ek_dequantize_row_q8_0(from, y, Int64(n))
+    case .q4_0: ek_dequantize_row_q4_0(from, y, Int64(n))
+    case .q4_1: ek_dequantize_row_q4_1(from, y, Int64(n))
+    default: try Dequantize.rows(type: type, from: from, count: n, into: y)
+    }
 }
 
 /// The layer number llama.cpp's loader reads with `sscanf(name, "blk.%d.", &layer)`; -1 if none.

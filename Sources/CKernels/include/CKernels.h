@@ -4,4 +4,5 @@
 #include "ek_pool.h"
 #include "ek_ops.h"
 #include "ek_types.h"
+#include "ek_quantize.h"
 #endif

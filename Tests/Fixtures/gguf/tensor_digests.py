@@ -2,6 +2,8 @@
 """Per-tensor SHA-256 digests of a GGUF file's tensor data.
 
 Usage: tensor_digests.py FILE.gguf [--types]   -> JSON {name: sha256} on stdout
+       tensor_digests.py FILE.gguf --file      -> JSON {"file": {"sha256", "size"},
+                                                   "tensors": {name: {"type", "sha256"}}}
 A small independent GGUF reader (versions 2 and 3), standard library only.
 """
 import hashlib, json, mmap, struct, sys
@@ -91,7 +93,10 @@ def main():
             if start + size > len(buf):
                 raise ValueError("tensor %s outside the file" % name)
             result[name] = hashlib.sha256(buf[start:start + size]).hexdigest()
-        if "--types" in sys.argv:
+        if "--file" in sys.argv:
+            result = {"file": {"sha256": hashlib.sha256(buf).hexdigest(), "size": len(buf)},
+                      "tensors": {n: {"type": t, "sha256": result[n]} for n, t, _, _, _ in tensors}}
+        elif "--types" in sys.argv:
             result = {n: {"type": t, "shape": d, "sha256": result[n]} for n, t, d, _, _ in tensors}
     json.dump(result, sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
