@@ -120,6 +120,14 @@ enum RandomModelFixtures {
         return out
     }
 
+    /// The F32 model converted by our quantizer to a llama.cpp file type (e.g. Q4_K_M).
+    static func generateQuantized(_ arch: String, fileType: LlamaFileType, in directory: String, threads: Int = 2) throws -> String {
+        let f32 = try generateF32(arch, in: directory)
+        let out = directory + "/\(arch)-\(fileType).gguf"
+        try quantizeModel(input: f32, output: out, fileType: fileType, threads: threads)
+        return out
+    }
+
     /// llama.cpp's logits for `variant` ("f32", "q8_0", "q4_k_m"): one row per token.
     static func referenceLogits(_ arch: String, _ variant: String) throws -> [[Float]] {
         let m = try manifest()
