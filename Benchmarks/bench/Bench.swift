@@ -120,6 +120,15 @@ struct Speed: ParsableCommand {
         } else {
             print("model: \(model)")
             print(m.kernelDescription)
+            let types = m.matrixTypes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            print(String(format: "memory: file %.1f MiB; weights used from the mapping %.1f MiB (no copies), owned %.2f MiB; KV cache %.1f MiB (%d tokens)",
+                         Double(m.file.fileSize) / 1048576, Double(m.mappedWeightBytes) / 1048576,
+                         Double(m.ownedWeightBytes) / 1048576,
+                         Double(4 * m.config.blockCount * m.config.kvDimension * session.contextLength) / 1048576,
+                         session.contextLength) + "; matrices: " + types)
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            print(String(format: "peak RSS: %.1f MiB", Double(usage.ru_maxrss) / 1024))
             print("| test   | threads |            t/s |")
             print("| ------ | ------: | -------------: |")
             for res in results {

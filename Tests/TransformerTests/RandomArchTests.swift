@@ -11,7 +11,7 @@ import XCTest
 /// argmax equal at >= 97% of positions.
 final class RandomArchTests: XCTestCase {
     /// Thresholds: relative RMS error per position and argmax agreement over the 32 positions.
-    static let maxRelativeRMS: Float = 0.01
+    static let maxRelativeRMS = 0.01
     static let minArgmaxAgreement = 0.97
 
     func check(_ arch: String, _ variant: String, file: StaticString = #filePath, line: UInt = #line) throws {
