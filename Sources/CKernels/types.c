@@ -136,8 +136,17 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     const int64_t as = t->a_stride[p];
     float *acc = t->acc[p], *y = t->y[p];
 
-    if (t->type[p] == EK_TYPE_Q8_0 && ntok == 1 && acc == NULL) {   // the tuned Q8_0 path
-        ek_matvec_q8_0(t->w[p], ncols, r0, r1, A, y);
+    if (t->type[p] == EK_TYPE_Q8_0 && ntok == 1) {   // the tuned Q8_0 path
+        if (acc == NULL) {
+            ek_matvec_q8_0(t->w[p], ncols, r0, r1, A, y);
+        } else {
+            float tmp[64];   // indexed by absolute row: shift the base so tmp[k] is row r + k
+            for (int64_t r = r0; r < r1; r += 64) {
+                const int64_t m = r1 - r < 64 ? r1 - r : 64;
+                ek_matvec_q8_0(t->w[p], ncols, r, r + m, A, tmp - r);
+                for (int64_t k = 0; k < m; k++) acc[r + k] += tmp[k];
+            }
+        }
         return;
     }
     ek_rows_fn rows4 = NULL;
