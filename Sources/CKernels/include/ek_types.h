@@ -137,13 +137,14 @@ typedef struct {
 /// ek_task_fn: the rows of all parts form one range split across threads in multiples of 16
 /// rows; each weight row is read once per call and used for all n_tok tokens. Results equal
 /// the table's vec_dot for every (row, token), bit for bit.
-/// Decode (n_tok == 1): Q8_0 parts go through ek_matvec_q8_0; on the AVX-512 level Q4_K, Q6_K
-/// and Q5_0 go through 4-row kernels that software-prefetch the 4-row span >= 4 KiB ahead,
+/// Decode (n_tok == 1): Q8_0 parts go through ek_matvec_q8_0; on the AVX-512 level Q4_K, Q6_K,
+/// Q5_0 and Q4_0 go through 4-row kernels that software-prefetch the 4-row span >= 4 KiB ahead,
 /// a few lines per block step; other types (and n_tok > 1) call vec_dot row by row with the
 /// row stream prefetched >= 4 KiB ahead. Measured on one thread of the shared 2-core VM
 /// (streaming 512 MiB, ratio to a plain AVX2 read loop over the same bytes, interleaved to
 /// cancel the machine's load; quiet moment, raw ~14.3 GB/s): Q4_K 12.2 GB/s (86%), Q6_K 13.4
-/// (94%), Q5_0 11.4 (80%), Q8_0 12.8 (89%). The other types use the row-by-row path (33-93%).
+/// (94%), Q5_0 11.4 (80%), Q8_0 12.8 (89%); Q4_0 ~87%. The other types use the row-by-row
+/// path (Q3_K 17%, Q4_1/Q5_1 ~35%, Q5_K/Q2_K ~60%, F16 ~77%, BF16 ~94%).
 void ek_mm_task_run(void *ctx, int ith, int nth);
 
 #ifdef __cplusplus
