@@ -54,26 +54,32 @@ T5 static inline __m256 lanes_us(__m256i w, __m256i a) {
     return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), w, a));
 }
 
+// lanes = sum(nibble*a) - 8*sum(a): the exact integers of ggml's (nibble-8)*a sign trick
+T5 static inline void q4_0_step(const uint8_t *w, const uint8_t *a, __m256 *acc) {
+    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi16((short)ek_load_u16(w))), _mm256_set1_ps(h2f(a)));
+    const __m256i av = _mm256_loadu_si256((const __m256i *)(a + 2));
+    const __m256i negcorr = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), av));
+    *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(negcorr, nibbles32(w + 2), av)), *acc);
+}
+
 T5 float ek_vec_dot_q4_0_q8_0_avx512(int64_t n, const void *vw, const void *va) {
     const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / 32; i++, w += 18, a += 34) {
-        const __m256 d = _mm256_set1_ps(h2f(w) * h2f(a));
-        const __m256i q = _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8));
-        acc = _mm256_fmadd_ps(d, lanes_ss(q, _mm256_loadu_si256((const __m256i *)(a + 2))), acc);
-    }
+    for (int64_t i = 0; i < n / 32; i++) q4_0_step(w + 18 * i, a + 34 * i, &acc);
     return hsum8_512(acc);
 }
 
 // Lanes as sum((q+16)*a) - 16*sum(a) with q+16 = nibble | hbit<<4 unsigned: the same exact
 // integers as ggml's sign trick, and the activation term is shared by the 4-row kernel's rows.
 T5 static inline void q5_0_step(const uint8_t *w, const uint8_t *a, __m256 *acc) {
-    const __m256 d = _mm256_set1_ps(h2f(w) * h2f(a));
+    // d_w * d_a computed in every lane (the same float product as the scalar one)
+    const __m256 dw = _mm256_cvtph_ps(_mm_set1_epi16((short)ek_load_u16(w)));
+    const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(h2f(a)));
     const __m256i nb = nibbles32(w + 6);
-    const __m256i u = _mm256_mask_blend_epi8(bits_mask(w + 2), nb, _mm256_or_si256(nb, _mm256_set1_epi8(0x10)));
+    const __m256i u = _mm256_mask_add_epi8(nb, bits_mask(w + 2), nb, _mm256_set1_epi8(0x10));
     const __m256i av = _mm256_loadu_si256((const __m256i *)(a + 2));
-    const __m256i corr = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(16), av);
-    const __m256i lanes = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, av), corr);
+    const __m256i negcorr = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(16), av));
+    const __m256i lanes = _mm256_dpbusd_epi32(negcorr, u, av);
     *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes), *acc);
 }
 
@@ -357,3 +363,6 @@ float ek_vec_dot_bf16_bf16_avx512(int64_t n, const void *w, const void *a) {
 
 #define Q50_STEP(P, AB, K) q5_0_step((P), (AB), &acc[K])
 EK_ROWS4(ek_rows_q5_0_avx512, 22, 32, ACC8, Q50_STEP, FIN8)
+
+#define Q40_STEP(P, AB, K) q4_0_step((P), (AB), &acc[K])
+EK_ROWS4(ek_rows_q4_0_avx512, 18, 32, ACC8, Q40_STEP, FIN8)

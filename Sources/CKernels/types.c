@@ -155,6 +155,7 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
         case EK_TYPE_Q4_K: rows4 = ek_rows_q4_K_avx512; break;
         case EK_TYPE_Q6_K: rows4 = ek_rows_q6_K_avx512; break;
         case EK_TYPE_Q5_0: rows4 = ek_rows_q5_0_avx512; break;
+        case EK_TYPE_Q4_0: rows4 = ek_rows_q4_0_avx512; break;
         default: break;
         }
     }
