@@ -1,3 +1,4 @@
+import CKernels
 // Conversions between ggml tensor encodings and Float, written to match
 // ggml's reference C code bit for bit (no fused multiply-add anywhere:
 // Swift does not contract `a * b + c`).
@@ -42,7 +43,7 @@ public enum Dequantize {
     static func checkSupported(_ type: GGMLType, tensor: String? = nil) throws {
         if !type.canDequantize {
             let subject = tensor.map { "tensor '\($0)' has type \(type.name) (ggml type \(type.rawValue)), which" } ?? "ggml type \(type.name) (\(type.rawValue))"
-            throw GGUFError(.unsupportedTensorType, "\(subject) cannot be converted to Float; supported types: F32, F16, BF16, Q8_0, Q4_0, Q4_1")
+            throw GGUFError(.unsupportedTensorType, "\(subject) cannot be converted to Float; supported types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K")
         }
     }
 
@@ -73,7 +74,8 @@ public enum Dequantize {
         case GGMLType.q4_1.rawValue:
             q4_1(from, count / 32, into)
         default:
-            break // unreachable: checkSupported
+            // Q5_0, Q5_1 and the K-quants: the kernels' table (byte-exact with ggml's dequantizers)
+            ek_type_traits_of(Int32(type.rawValue))?.pointee.to_float?(from, into, Int64(count))
         }
     }
 

@@ -1,3 +1,5 @@
+import CKernels
+
 /// A ggml tensor type, identified by its number in ggml's `enum ggml_type`.
 ///
 /// Every type ggml defines is known by name, block size and bytes per block,
@@ -80,6 +82,8 @@ public struct GGMLType: Hashable, Sendable, CustomStringConvertible {
     public var canDequantize: Bool {
         switch rawValue {
         case 0, 1, 2, 3, 8, 30: return true
+        // the kernels' per-type table: Q5_0, Q5_1, Q2_K ... Q6_K
+        case 6, 7, 10, 11, 12, 13, 14: return ek_type_traits_of(Int32(rawValue))?.pointee.to_float != nil
         default: return false
         }
     }

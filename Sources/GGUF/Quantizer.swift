@@ -160,7 +160,7 @@ public func quantizeModel(input: String, output: String, fileType: LlamaFileType
     let planTypes = llamaTensorTypes(sourceTensors, ftype: fileType, metadata: src.metadata)
     for (t, newType) in zip(sourceTensors, planTypes) where newType != t.type {
         if !t.type.canDequantize {
-            throw GGUFError(.unsupportedTensorType, "tensor '\(t.name)' has type \(t.type.name) (ggml type \(t.type.rawValue)), which cannot be converted to \(newType.name); supported source types: F32, F16, BF16, Q8_0, Q4_0, Q4_1")
+            throw GGUFError(.unsupportedTensorType, "tensor '\(t.name)' has type \(t.type.name) (ggml type \(t.type.rawValue)), which cannot be converted to \(newType.name); supported source types: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K")
         }
         if !canQuantize(to: newType) {
             throw GGUFError(.unsupportedTensorType, "tensor '\(t.name)' would become \(newType.name), which this quantizer cannot produce")

@@ -63,6 +63,18 @@ final class LlamaQuantizeTests: XCTestCase {
         print("quantize SmolLM2 -> \(fileType.name) (\(reference)): \(String(format: "%.3f", seconds)) s with 2 threads; tensors equal to llama-quantize: \(matching)/\(f.tensors.count) [\(mix)]")
     }
 
+    /// Requantizing Gemma 3 270M (Q8_0, Q5_0, Q4_K, Q6_K tensors: the dequantizers of the
+    /// kernels' table) to Q8_0 gives llama-quantize's file (llama_model_quantize with
+    /// allow_requantize, 2 threads: sha256 d3d21138…290a, 291,543,744 bytes).
+    func testGemma3KQuantsRequantizedToQ8_0() throws {
+        let output = temporaryPath("gemma3-q8_0.gguf")
+        defer { unlink(output) }
+        try quantizeModel(input: try cachedModel("gemma-3-270m-q4_k_m.gguf"), output: output, fileType: .q8_0, threads: 2)
+        let f = try GGUFFile(path: output)
+        XCTAssertEqual(f.fileSize, 291_543_744)
+        XCTAssertEqual(SHA256.hex(f.fileBytes), "d3d21138dcca83884e329b4cd6939b905c15e06022a930ce13d6db4d9e67290a")
+    }
+
     private func check(_ fileType: LlamaFileType, _ reference: String) throws {
         let output = temporaryPath("smollm2-\(reference).gguf")
         defer { unlink(output) }
@@ -145,16 +157,21 @@ final class LlamaQuantizeTests: XCTestCase {
         var w = GGUFWriter()
         w.set("general.architecture", .string("llama"))
         w.set("llama.block_count", .uint32(1))
-        w.addTensor(name: "blk.0.ffn_up.weight", type: .q6_K, shape: [256, 2], data: [UInt8](repeating: 0, count: 420))
-        let input = temporaryPath("q6k-mixed.gguf"), output = temporaryPath("q6k-mixed-out.gguf")
+        w.addTensor(name: "blk.0.ffn_up.weight", type: .iq2_xxs, shape: [256, 2], data: [UInt8](repeating: 0, count: 132))
+        let input = temporaryPath("iq2-mixed.gguf"), output = temporaryPath("iq2-mixed-out.gguf")
         defer { unlink(input); unlink(output) }
         try w.write(to: input)
-        let e = assertGGUFError(.unsupportedTensorType, "Q6_K source") {
+        let e = assertGGUFError(.unsupportedTensorType, "IQ2_XXS source") {
             try quantizeModel(input: input, output: output, fileType: .q4_K_M)
         }
-        XCTAssertTrue(e?.message.contains("Q6_K") ?? false)
+        XCTAssertTrue(e?.message.contains("IQ2_XXS") ?? false)
         XCTAssertTrue(e?.message.contains("blk.0.ffn_up.weight") ?? false)
         // Already the target type: copied, no conversion needed.
+        var w2 = GGUFWriter()
+        w2.set("general.architecture", .string("llama"))
+        w2.set("llama.block_count", .uint32(1))
+        w2.addTensor(name: "blk.0.ffn_up.weight", type: .q6_K, shape: [256, 2], data: [UInt8](repeating: 0, count: 420))
+        try w2.write(to: input)
         try quantizeModel(input: input, output: output, fileType: .q6_K)
         XCTAssertEqual(try GGUFFile(path: output).tensors.first?.type, .q6_K)
     }

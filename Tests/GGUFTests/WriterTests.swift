@@ -51,12 +51,19 @@ final class WriterTests: XCTestCase {
         XCTAssertEqual(q41.dimensionCount, 3)
         XCTAssertEqual(try f.dequantize(try XCTUnwrap(f.tensor(named: "t.empty"))), [])
         XCTAssertEqual(try f.dequantize(try XCTUnwrap(f.tensor(named: "t.bf16"))).count, 8)
+        // Q4_K converts through the kernels' table: d = fp16(0x0707), codes 7 everywhere.
         let q4k = try XCTUnwrap(f.tensor(named: "t.q4_k"))
-        let e = assertGGUFError(.unsupportedTensorType, "Q4_K dequantize") { try f.dequantize(q4k) }
-        XCTAssertTrue(e?.message.contains("Q4_K") ?? false)
-        XCTAssertTrue(e?.message.contains("t.q4_k") ?? false)
+        XCTAssertEqual(try f.dequantize(q4k).count, 256)
+        // A type without a dequantizer (IQ2_XXS) is a typed error naming tensor and type.
+        var w = GGUFWriter()
+        w.addTensor(name: "t.iq2", type: .iq2_xxs, shape: [256], data: [UInt8](repeating: 7, count: 66))
+        let g = try GGUFFile(bytes: try w.bytes())
+        let iq = try XCTUnwrap(g.tensor(named: "t.iq2"))
+        let e = assertGGUFError(.unsupportedTensorType, "IQ2_XXS dequantize") { try g.dequantize(iq) }
+        XCTAssertTrue(e?.message.contains("IQ2_XXS") ?? false)
+        XCTAssertTrue(e?.message.contains("t.iq2") ?? false)
         var row = [Float](repeating: 0, count: 256)
-        assertGGUFError(.unsupportedTensorType, "Q4_K row") { try row.withUnsafeMutableBufferPointer { try f.dequantizeRow(q4k, row: 0, into: $0) } }
+        assertGGUFError(.unsupportedTensorType, "IQ2_XXS row") { try row.withUnsafeMutableBufferPointer { try g.dequantizeRow(iq, row: 0, into: $0) } }
 
         // Q4_0 from raw bytes: (q - 8) * d, low nibbles first.
         let q40 = try XCTUnwrap(f.tensor(named: "t.q4_0"))
@@ -128,7 +135,7 @@ final class WriterTests: XCTestCase {
         XCTAssertNil(GGMLType(rawValue: 4))     // removed from ggml
         XCTAssertNil(GGMLType(rawValue: 31))
         XCTAssertNil(GGMLType(rawValue: 43))
-        XCTAssertEqual(Set(GGMLType.allKnown.filter(\.canDequantize)), [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1])
+        XCTAssertEqual(Set(GGMLType.allKnown.filter(\.canDequantize)), [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K])
         for t in GGMLType.allKnown {
             XCTAssertGreaterThan(t.bytesPerBlock, 0, t.name)
             XCTAssertEqual(GGMLType(name: t.name), t)
