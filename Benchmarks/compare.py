@@ -121,16 +121,12 @@ def run_llama_cpp(args):
 
 
 def run_ours(args):
-    """Our bench in a child process; returns (results, peak RSS in MiB of that process)."""
+    """Our bench in a child process; returns (results, that process's own peak RSS in MiB, as
+    it reports it: the child's rusage would include this Python process's pages before exec)."""
     cmd = [args.bench, "speed", "--model", args.model, "-p", str(args.p), "-n", str(args.n),
            "-t", str(args.t), "-r", str(args.r), "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"compare: {' '.join(cmd)} failed with status {proc.returncode}")
-    return json.loads(out), usage.ru_maxrss / 1024
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return out, max(r.get("peak_rss_mib", 0) for r in out)
 
 
 def main():

@@ -105,6 +105,9 @@ struct Speed: ParsableCommand {
             let sd = s.count > 1 ? (s.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(s.count - 1)).squareRoot() : 0
             return (mean, sd)
         }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peakRSS = Double(usage.ru_maxrss) / 1024
         if json {
             var objects: [[String: Any]] = []
             for res in results {
@@ -112,7 +115,7 @@ struct Speed: ParsableCommand {
                 objects.append([
                     "model_filename": model, "backend": "EdgeAI", "n_prompt": res.nPrompt, "n_gen": res.nGen,
                     "n_threads": m.threads,
-                    "avg_ts": mean, "stddev_ts": sd, "samples_ts": res.samples,
+                    "avg_ts": mean, "stddev_ts": sd, "samples_ts": res.samples, "peak_rss_mib": peakRSS,
                 ])
             }
             let data = try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])
@@ -126,9 +129,7 @@ struct Speed: ParsableCommand {
                          Double(m.ownedWeightBytes) / 1048576,
                          Double(4 * m.config.blockCount * m.config.kvDimension * session.contextLength) / 1048576,
                          session.contextLength) + "; matrices: " + types)
-            var usage = rusage()
-            getrusage(RUSAGE_SELF.rawValue, &usage)
-            print(String(format: "peak RSS: %.1f MiB", Double(usage.ru_maxrss) / 1024))
+            print(String(format: "peak RSS: %.1f MiB", peakRSS))
             print("| test   | threads |            t/s |")
             print("| ------ | ------: | -------------: |")
             for res in results {
