@@ -29,7 +29,7 @@ final class RandomArchTests: XCTestCase {
             ? try RandomModelFixtures.generateQuantized(arch, type: .q8_0, in: dir)
             : try RandomModelFixtures.generateQuantized(arch, fileType: .q4_K_M, in: dir)
         let gguf = try GGUFFile(path: path)
-        XCTAssertEqual(FixtureSHA256.hex(gguf.fileBytes), v.sha256,
+        XCTAssertEqual(SHA256.hex(gguf.fileBytes), v.sha256,
                        "\(arch): our \(variant) file differs from llama-quantize's", file: file, line: line)
         var options = TransformerModel.Options()
         options.threads = 2
