@@ -9,10 +9,19 @@
 //   - from_float   = ggml-cpu's activation quantizers (quantize_row_q8_K = the _ref version,
 //                    quantize_row_q8_1 / q8_0 = the AVX2 versions, fp32->fp16 by F16C (RNE),
 //                    fp32->bf16 by ggml's scalar rounding);
-//   - vec_dot      = ggml-cpu's x86 ggml_vec_dot_<type>_<vec_dot_type>: the same exact int32
+//   - vec_dot      = (Q4_K: see below) ggml-cpu's x86 ggml_vec_dot_<type>_<vec_dot_type>: the same exact int32
 //                    lanes (the integer parts are exact, whichever instructions compute them),
 //                    the same float operations in the same order, including the FMAs GCC
 //                    contracted in ggml's build (e.g. summs += m*s is an fma there).
+// Q4_K: llama.cpp repacks Q4_K matrices (q4_K_8x8_q8_K) and multiplies them with
+// ggml_gemv/gemm_q4_K_8x8_q8_K. Per output (weight row, token), per superblock of 256 with
+// exact integers S_j = sum over sub-block j of q4*q8, B_j = its Q8_K bsum (16+16),
+// I_k = sc[2k]*S_2k + sc[2k+1]*S_2k+1, M_k = mn[2k]*B_2k + mn[2k+1]*B_2k+1 (k = 0..3):
+//   gemv (1 token):  acc  = fma((float)(I_0+I_1+I_2+I_3), d_w*d_a, acc);
+//                    accm = fma((float)(M_0+..+M_3), dmin_w*d_a, accm)
+//   gemm (4 tokens): for k = 0..3: acc = fma((float)I_k, d_w*d_a, acc); accm = fma((float)M_k, dmin_w*d_a, accm)
+//   result = acc - accm (d_w, dmin_w: fp16 -> fp32; d_a: the Q8_K block's float scale).
+// The table's Q4_K vec_dot is the gemv order; ek_mm_task_run picks per matrix and token.
 // Every variant (_scalar, _avx2, _avx512) returns the same bits; the scalar ones are portable
 // C emulating the x86 order. The table's pointers are the best variant for this CPU.
 //
@@ -102,7 +111,9 @@ EK_DECL_DOT(q5_0_q8_0)
 EK_DECL_DOT(q5_1_q8_1)
 EK_DECL_DOT(q2_K_q8_K)
 EK_DECL_DOT(q3_K_q8_K)
-EK_DECL_DOT(q4_K_q8_K)
+EK_DECL_DOT(q4_K_q8_K)      // ggml_vec_dot_q4_K_q8_K (Q4_K matrices llama.cpp does not repack)
+EK_DECL_DOT(q4_K_q8_K_rp)   // the table's Q4_K vec_dot: = ggml_gemv_q4_K_8x8_q8_K (repacked Q4_K)
+EK_DECL_DOT(q4_K_q8_K_rp4)  // = ggml_gemm_q4_K_8x8_q8_K (repacked Q4_K, tokens in groups of 4)
 EK_DECL_DOT(q5_K_q8_K)
 EK_DECL_DOT(q6_K_q8_K)
 EK_DECL_DOT(f16_f16)
@@ -129,7 +140,11 @@ typedef struct {
 } ek_mm_task;
 /// ek_task_fn: the rows of all parts form one range split across threads in multiples of 16
 /// rows; each weight row is read once per call and used for all n_tok tokens. Results equal
-/// the table's vec_dot for every (row, token).
+/// the table's vec_dot for every (row, token), except for Q4_K, which follows llama.cpp's CPU
+/// repack (REPACK=1, AVX2+): a Q4_K matrix with rows % 8 == 0 is multiplied like
+/// ggml_gemm_q4_K_8x8_q8_K (ek_vec_dot_q4_K_q8_K_rp4) for tokens [0, n_tok - n_tok % 4) and like
+/// ggml_gemv_q4_K_8x8_q8_K (the table's vec_dot) for the others; other Q4_K matrices like
+/// ggml_vec_dot_q4_K_q8_K (ek_vec_dot_q4_K_q8_K).
 void ek_mm_task_run(void *ctx, int ith, int nth);
 
 #ifdef __cplusplus
