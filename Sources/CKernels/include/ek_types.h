@@ -22,6 +22,10 @@
 //   gemm (4 tokens): for k = 0..3: acc = fma((float)I_k, d_w*d_a, acc); accm = fma((float)M_k, dmin_w*d_a, accm)
 //   result = acc - accm (d_w, dmin_w: fp16 -> fp32; d_a: the Q8_K block's float scale).
 // The table's Q4_K vec_dot is the gemv order; ek_mm_task_run picks per matrix and token.
+// Not reproduced (yet): for batches of >= 8 tokens, llama.cpp multiplies K-quant matrices that
+// are NOT repacked (Q6_K, Q5_K, Q3_K, Q2_K, and Q4_K with rows % 8 != 0) with its "tiled" kernel
+// (ggml-cpu/tiled/, on by default, GGML_CPU_TILED_MM=0 disables it), whose float order differs
+// from vec_dot's; here they use vec_dot for every batch size.
 // Every variant (_scalar, _avx2, _avx512) returns the same bits; the scalar ones are portable
 // C emulating the x86 order. The table's pointers are the best variant for this CPU.
 //
