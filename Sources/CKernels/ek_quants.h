@@ -15,3 +15,4 @@ void ek_rows_q4_K_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols,
 void ek_rows_q6_K_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
 void ek_rows_q5_0_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
 void ek_rows_q4_0_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
+void ek_rows_q4_K_rp_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);

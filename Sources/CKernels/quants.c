@@ -440,6 +440,57 @@ float ek_vec_dot_q4_K_q8_K_scalar(int64_t n, const void *vw, const void *va) {
     return hsum8(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3]));
 }
 
+// Q4_K as llama.cpp multiplies it after repacking (q4_K_8x8_q8_K; see ek_types.h). Per
+// superblock, exact integers: for sub-block j (32 values) S_j = sum q4*q8 and B_j = its bsum;
+// per pair k of sub-blocks I_k = sc[2k]*S_2k + sc[2k+1]*S_2k+1, M_k = mn[2k]*B_2k + mn[2k+1]*B_2k+1.
+static void q4k_rp_ints(const uint8_t *w, const uint8_t *a, int32_t I[4], int32_t M[4]) {
+    uint8_t sc[8], mn[8];
+    ek_k4_scales(w + 4, sc, mn);
+    for (int k = 0; k < 4; k++) {
+        const uint8_t *q4 = w + 16 + 32 * k;
+        const int8_t *q8 = (const int8_t *)(a + 4 + 64 * k);
+        int32_t s0 = 0, s1 = 0;
+        for (int b = 0; b < 32; b++) {
+            s0 += (q4[b] & 0xF) * q8[b];
+            s1 += (q4[b] >> 4) * q8[32 + b];
+        }
+        I[k] = sc[2 * k] * s0 + sc[2 * k + 1] * s1;
+        M[k] = mn[2 * k] * (q8k_bsum(a, 4 * k) + q8k_bsum(a, 4 * k + 1)) +
+               mn[2 * k + 1] * (q8k_bsum(a, 4 * k + 2) + q8k_bsum(a, 4 * k + 3));
+    }
+}
+
+// ggml_gemv_q4_K_8x8_q8_K: one fma per superblock for the scales and one for the mins
+float ek_vec_dot_q4_K_q8_K_rp_scalar(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    float acc = 0.0f, accm = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, w += 144, a += 292) {
+        const float ad = q8k_d(a);
+        int32_t I[4], M[4];
+        q4k_rp_ints(w, a, I, M);
+        acc = fmaf((float)(I[0] + I[1] + I[2] + I[3]), h2f(w) * ad, acc);
+        accm = fmaf((float)(M[0] + M[1] + M[2] + M[3]), h2f(w + 2) * ad, accm);
+    }
+    return acc - accm;
+}
+
+// ggml_gemm_q4_K_8x8_q8_K: one fma per pair of sub-blocks (4 per superblock), in order
+float ek_vec_dot_q4_K_q8_K_rp4_scalar(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    float acc = 0.0f, accm = 0.0f;
+    for (int64_t i = 0; i < n / 256; i++, w += 144, a += 292) {
+        const float ad = q8k_d(a);
+        const float dd = h2f(w) * ad, dm = h2f(w + 2) * ad;
+        int32_t I[4], M[4];
+        q4k_rp_ints(w, a, I, M);
+        for (int k = 0; k < 4; k++) {
+            acc = fmaf((float)I[k], dd, acc);
+            accm = fmaf((float)M[k], dm, accm);
+        }
+    }
+    return acc - accm;
+}
+
 float ek_vec_dot_q5_K_q8_K_scalar(int64_t n, const void *vw, const void *va) {
     const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
     float acc[8] = {0};

@@ -151,6 +151,65 @@ T2 float ek_vec_dot_q4_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
     return hsum8_avx2(acc) + _mm_cvtss_f32(accm);
 }
 
+// Q4_K as llama.cpp's repacked path computes it (see quants.c): I_k, M_k (k = 0..3) of one
+// block as int32 lanes.
+T2 static inline void q4k_rp_lanes(const uint8_t *w, const uint8_t *a, __m128i *I, __m128i *M) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    uint32_t u[4];
+    k4_unpack(w + 4, u);
+    const uint8_t *sc = (const uint8_t *)u;
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(a + 260)), _mm_loadu_si128((const __m128i *)(a + 276)));
+    *M = _mm_madd_epi16(mins, bs);
+    __m256i t[4];
+    for (int j = 0; j < 4; j++) {
+        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+        const __m256i lo = _mm256_and_si256(q4, m4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+        const __m256i pl = _mm256_madd_epi16(bcast16(sc[2 * j]), _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(a + 4 + 64 * j))));
+        const __m256i ph = _mm256_madd_epi16(bcast16(sc[2 * j + 1]), _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(a + 36 + 64 * j))));
+        t[j] = _mm256_add_epi32(pl, ph);
+    }
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(t[0], t[1]), _mm256_hadd_epi32(t[2], t[3]));
+    *I = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// [d_w * d_a, dmin_w * d_a, same, same]
+T2 static inline __m128 q4k_rp_scales(const uint8_t *w, const uint8_t *a) {
+    const __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)ek_load_u16(w) | ((uint32_t)ek_load_u16(w + 2) << 16))));
+    return _mm_mul_ps(_mm_movelh_ps(dm, dm), _mm_set1_ps(q8k_d(a)));
+}
+
+// gemv order: lane 0 = fma(I, d, acc), lane 1 = fma(M, dmin, accm) once per superblock
+T2 float ek_vec_dot_q4_K_q8_K_rp_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, w += 144, a += 292) {
+        __m128i I, M;
+        q4k_rp_lanes(w, a, &I, &M);
+        const __m128i s = _mm_hadd_epi32(_mm_hadd_epi32(I, M), _mm_setzero_si128());   // [I, M, 0, 0]
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), q4k_rp_scales(w, a), acc);
+    }
+    return _mm_cvtss_f32(acc) - _mm_cvtss_f32(_mm_movehdup_ps(acc));
+}
+
+// gemm order: one fma per pair of sub-blocks
+T2 float ek_vec_dot_q4_K_q8_K_rp4_avx2(int64_t n, const void *vw, const void *va) {
+    const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / 256; i++, w += 144, a += 292) {
+        __m128i I, M;
+        q4k_rp_lanes(w, a, &I, &M);
+        const __m128 sc = q4k_rp_scales(w, a);
+        const __m128 lo = _mm_cvtepi32_ps(_mm_unpacklo_epi32(I, M)), hi = _mm_cvtepi32_ps(_mm_unpackhi_epi32(I, M));
+        acc = _mm_fmadd_ps(lo, sc, acc);
+        acc = _mm_fmadd_ps(_mm_movehl_ps(lo, lo), sc, acc);
+        acc = _mm_fmadd_ps(hi, sc, acc);
+        acc = _mm_fmadd_ps(_mm_movehl_ps(hi, hi), sc, acc);
+    }
+    return _mm_cvtss_f32(acc) - _mm_cvtss_f32(_mm_movehdup_ps(acc));
+}
+
 T2 float ek_vec_dot_q5_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
     const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
     const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);

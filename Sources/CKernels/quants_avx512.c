@@ -290,6 +290,77 @@ static inline void pf_lines(const uint8_t *p, size_t bytes) {
 #define Q4K_FIN(R, K) out[R] = q4k_finish(acc[K], accm[K])
 EK_ROWS4(ek_rows_q4_K_avx512, 144, 256, Q4K_ACC, Q4K_STEP, Q4K_FIN)
 
+// ---- Q4_K as llama.cpp's repacked path computes it (see quants.c / quants_avx2.c) ---------
+
+static inline uint32_t ek_load_u32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+float ek_vec_dot_q4_K_q8_K_rp_avx512(int64_t n, const void *w, const void *a) { return ek_vec_dot_q4_K_q8_K_rp_avx2(n, w, a); }
+float ek_vec_dot_q4_K_q8_K_rp4_avx512(int64_t n, const void *w, const void *a) { return ek_vec_dot_q4_K_q8_K_rp4_avx2(n, w, a); }
+
+// per-row sums of one block: I = sum_j sc_j*S_j and M = sum_j mn_j*B_j, in 8 int32 lanes each
+// (lanes still to be added; exact integers)
+T5 static inline void q4k_rp_block(const uint8_t *w, const uint8_t *a, __m256i *I, __m128i *M) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    uint32_t u[4];
+    k4_unpack(w + 4, u);
+    const uint8_t *sc = (const uint8_t *)u;
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(a + 260)), _mm_loadu_si128((const __m128i *)(a + 276)));
+    *M = _mm_madd_epi16(mins, bs);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+        const __m256i pl = _mm256_maddubs_epi16(_mm256_and_si256(q4, m4), _mm256_loadu_si256((const __m256i *)(a + 4 + 64 * j)));
+        const __m256i ph = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), _mm256_loadu_si256((const __m256i *)(a + 36 + 64 * j)));
+        sumi = _mm256_dpwssd_epi32(sumi, pl, _mm256_set1_epi16((short)sc[2 * j]));
+        sumi = _mm256_dpwssd_epi32(sumi, ph, _mm256_set1_epi16((short)sc[2 * j + 1]));
+    }
+    *I = sumi;
+}
+
+// 4 int32 lanes of x -> 1 (x = per-row partial sums; returns lane totals of rows 0..3)
+T5 static inline __m128i hsum4x4(__m128i a, __m128i b, __m128i c, __m128i d) {
+    return _mm_hadd_epi32(_mm_hadd_epi32(a, b), _mm_hadd_epi32(c, d));
+}
+T5 static inline __m128i fold8(__m256i v) { return _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)); }
+
+// decode: 4 rows at a time (gemv order: one fma per superblock for I*d and one for M*dmin,
+// result acc - accm), prefetching `dist` bytes ahead like EK_ROWS4
+T5 void ek_rows_q4_K_rp_avx512(const void *vw, size_t rs, int64_t nrows, int64_t ncols, const void *va, float *out,
+                               size_t dist) {
+    const uint8_t *W = (const uint8_t *)vw, *A = (const uint8_t *)va;
+    const int64_t nb = ncols / 256;
+    int64_t r = 0;
+    for (; r + 4 <= nrows; r += 4) {
+        const uint8_t *p0 = W + (size_t)r * rs;
+        __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const size_t o = (size_t)b * 144;
+            pf_lines(p0 + dist + 4 * o, 4 * 144);
+            const uint8_t *ab = A + (size_t)b * 292;
+            __m256i I0, I1, I2, I3;
+            __m128i M0, M1, M2, M3;
+            q4k_rp_block(p0 + o, ab, &I0, &M0);
+            q4k_rp_block(p0 + rs + o, ab, &I1, &M1);
+            q4k_rp_block(p0 + 2 * rs + o, ab, &I2, &M2);
+            q4k_rp_block(p0 + 3 * rs + o, ab, &I3, &M3);
+            const __m128i I = hsum4x4(fold8(I0), fold8(I1), fold8(I2), fold8(I3));
+            const __m128i M = hsum4x4(M0, M1, M2, M3);
+            // d and dmin of the 4 rows: (d0, dmin0, d1, dmin1, ...) -> fp32
+            const __m256 dm = _mm256_cvtph_ps(_mm_set_epi32((int)ek_load_u32(p0 + 3 * rs + o), (int)ek_load_u32(p0 + 2 * rs + o),
+                                                            (int)ek_load_u32(p0 + rs + o), (int)ek_load_u32(p0 + o)));
+            const __m256 da = _mm256_mul_ps(dm, _mm256_set1_ps(q8k_d(ab)));
+            // even lanes: d*da, odd lanes: dmin*da
+            const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+            const __m256 sep = _mm256_permutevar8x32_ps(da, even);
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(I), _mm256_castps256_ps128(sep), acc);
+            accm = _mm_fmadd_ps(_mm_cvtepi32_ps(M), _mm256_extractf128_ps(sep, 1), accm);
+        }
+        _mm_storeu_ps(out + r, _mm_sub_ps(acc, accm));
+    }
+    for (; r < nrows; r++) out[r] = ek_vec_dot_q4_K_q8_K_rp_avx2(ncols, W + (size_t)r * rs, A);
+}
+
 #define ACC8 __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}
 #define Q6K_STEP(P, AB, K) q6k_step((P), (AB), &acc[K])
 #define FIN8(R, K) out[R] = hsum8_512(acc[K])

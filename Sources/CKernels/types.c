@@ -43,7 +43,7 @@ static const type_row k_rows[] = {
      SIMD(ek_from_float_q8_1_scalar, ek_from_float_q8_1_avx2, ek_from_float_q8_1_avx2), L3(NULL)},
     {EK_TYPE_Q2_K, "q2_K", 256, 84, EK_TYPE_Q8_K, L3(ek_to_float_q2_K), L3(NULL), DOTS(q2_K_q8_K)},
     {EK_TYPE_Q3_K, "q3_K", 256, 110, EK_TYPE_Q8_K, L3(ek_to_float_q3_K), L3(NULL), DOTS(q3_K_q8_K)},
-    {EK_TYPE_Q4_K, "q4_K", 256, 144, EK_TYPE_Q8_K, L3(ek_to_float_q4_K), L3(NULL), DOTS(q4_K_q8_K)},
+    {EK_TYPE_Q4_K, "q4_K", 256, 144, EK_TYPE_Q8_K, L3(ek_to_float_q4_K), L3(NULL), DOTS(q4_K_q8_K_rp)},
     {EK_TYPE_Q5_K, "q5_K", 256, 176, EK_TYPE_Q8_K, L3(ek_to_float_q5_K), L3(NULL), DOTS(q5_K_q8_K)},
     {EK_TYPE_Q6_K, "q6_K", 256, 210, EK_TYPE_Q8_K, L3(ek_to_float_q6_K), L3(NULL), DOTS(q6_K_q8_K)},
     {EK_TYPE_Q8_K, "q8_K", 256, 292, EK_TYPE_Q8_K, L3(ek_to_float_q8_K), L3(ek_from_float_q8_K), L3(NULL)},
@@ -127,6 +127,9 @@ void ek_dequant_task_run(void *ctx, int ith, int nth) {
 
 #define EK_PF_DIST 4096
 
+static const ek_vec_dot_fn k_q4K_ggml[3] = DOTS(q4_K_q8_K);
+static const ek_vec_dot_fn k_q4K_rp4[3] = DOTS(q4_K_q8_K_rp4);
+
 static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     const ek_type_traits *tr = ek_type_traits_of(t->type[p]);
     if (tr == NULL || tr->vec_dot == NULL) return;
@@ -149,10 +152,24 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
         }
         return;
     }
+    // Q4_K: llama.cpp repacks matrices with rows % 8 == 0 (q4_K_8x8_q8_K) and multiplies the
+    // tokens of a batch in full groups of 4 with its gemm, the rest with its gemv (different
+    // float orders); other Q4_K matrices go through ggml_vec_dot_q4_K_q8_K.
+    ek_vec_dot_fn dot = tr->vec_dot, dot4 = tr->vec_dot;
+    int64_t ntok4 = 0;   // tokens [0, ntok4) use dot4
+    const int q4k_plain = t->type[p] == EK_TYPE_Q4_K && t->rows[p] % 8 != 0;
+    if (t->type[p] == EK_TYPE_Q4_K) {
+        if (q4k_plain) {
+            dot = dot4 = k_q4K_ggml[current_level()];
+        } else {
+            dot4 = k_q4K_rp4[current_level()];
+            ntok4 = ntok - ntok % 4;
+        }
+    }
     ek_rows_fn rows4 = NULL;
     if (ntok == 1 && current_level() == 2) {
         switch (t->type[p]) {
-        case EK_TYPE_Q4_K: rows4 = ek_rows_q4_K_avx512; break;
+        case EK_TYPE_Q4_K: rows4 = q4k_plain ? ek_rows_q4_K_avx512 : ek_rows_q4_K_rp_avx512; break;
         case EK_TYPE_Q6_K: rows4 = ek_rows_q6_K_avx512; break;
         case EK_TYPE_Q5_0: rows4 = ek_rows_q5_0_avx512; break;
         case EK_TYPE_Q4_0: rows4 = ek_rows_q4_0_avx512; break;
@@ -177,7 +194,6 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
         }
         return;
     }
-    const ek_vec_dot_fn dot = tr->vec_dot;
     const uint8_t *W = (const uint8_t *)t->w[p] + (size_t)r0 * rs;
     const size_t span = (size_t)(r1 - r0) * rs;
     const size_t dist = rs > EK_PF_DIST ? rs : EK_PF_DIST;
@@ -189,7 +205,7 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
         if (want > span) want = span;
         for (; pf < want; pf += 64) __builtin_prefetch(W + pf, 0, 3);
         for (int64_t k = 0; k < ntok; k++) {
-            const float v = dot(ncols, row, A + k * as);
+            const float v = (k < ntok4 ? dot4 : dot)(ncols, row, A + k * as);
             if (acc) acc[k * ys + r] += v;
             else y[k * ys + r] = v;
         }

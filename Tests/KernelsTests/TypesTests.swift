@@ -181,7 +181,40 @@ private enum Ref {
     }
 
     /// ggml_vec_dot_<type>_<vec_dot_type> of the x86 build.
-    static func dot(_ t: Int32, _ w: [UInt8], _ a: [UInt8], _ n: Int) -> Float {
+    /// Q4_K as llama.cpp's repacked path (q4_K_8x8_q8_K) computes it, per superblock with exact
+    /// integers I_k = sc_2k*S_2k + sc_2k+1*S_2k+1, M_k = mn_2k*B_2k + mn_2k+1*B_2k+1 (S_j: sub-block
+    /// sums of q4*q8, B_j: its bsums): gemv = one fma per superblock (I_0+..+I_3, M_0+..+M_3),
+    /// gemm = one fma per k; the result is acc - accm.
+    static func dotQ4KRepacked(_ w: [UInt8], _ a: [UInt8], _ n: Int, gemm: Bool) -> Float {
+        var acc: Float = 0, accm: Float = 0
+        for i in 0..<(n / 256) {
+            let o = i * 144, oa = i * 292
+            let k = kblock(12, w, o)
+            let ad = f32(a, oa)
+            var I = [Int](repeating: 0, count: 4), M = [Int](repeating: 0, count: 4)
+            for j in 0..<8 {
+                var sj = 0
+                for e in 0..<32 { sj += k.q[32 * j + e] * i8(a, oa + 4 + 32 * j + e) }
+                I[j / 2] += k.sc16[2 * j] * sj
+                M[j / 2] += k.mins[2 * j] * (i16(a, oa + 260 + 4 * j) + i16(a, oa + 262 + 4 * j))
+            }
+            let dd = k.d * ad, dm = k.dmin * ad
+            if gemm {
+                for kk in 0..<4 {
+                    acc = acc.addingProduct(Float(I[kk]), dd)
+                    accm = accm.addingProduct(Float(M[kk]), dm)
+                }
+            } else {
+                acc = acc.addingProduct(Float(I.reduce(0, +)), dd)
+                accm = accm.addingProduct(Float(M.reduce(0, +)), dm)
+            }
+        }
+        return acc - accm
+    }
+
+    /// The table's vec_dot; for Q4_K (the gemv order) `q4KPlain` selects ggml_vec_dot_q4_K_q8_K's order.
+    static func dot(_ t: Int32, _ w: [UInt8], _ a: [UInt8], _ n: Int, q4KPlain: Bool = false) -> Float {
+        if t == 12 && !q4KPlain { return dotQ4KRepacked(w, a, n, gemm: false) }
         switch t {
         case 0, 1, 30:
             let wf = toFloat(t, w, n), af = toFloat(t, a, n)
@@ -448,6 +481,30 @@ final class TypesTests: XCTestCase {
         }
     }
 
+    func testQ4KOrdersMatchReference() {
+        var g = SplitMix64(seed: 313)
+        let fns: [(String, [ek_vec_dot_fn])] = [
+            ("plain", [ek_vec_dot_q4_K_q8_K_scalar, ek_vec_dot_q4_K_q8_K_avx2, ek_vec_dot_q4_K_q8_K_avx512]),
+            ("gemv", [ek_vec_dot_q4_K_q8_K_rp_scalar, ek_vec_dot_q4_K_q8_K_rp_avx2, ek_vec_dot_q4_K_q8_K_rp_avx512]),
+            ("gemm", [ek_vec_dot_q4_K_q8_K_rp4_scalar, ek_vec_dot_q4_K_q8_K_rp4_avx2, ek_vec_dot_q4_K_q8_K_rp4_avx512]),
+        ]
+        let maxLevel = levels(12).count
+        for n in [256, 512, 1280, 4096] {
+            for _ in 0..<3 {
+                let w = randomRow(12, n, &g)
+                let a = activations(12, randomFloats(n, &g))
+                let want = [Ref.dot(12, w, a, n, q4KPlain: true), Ref.dotQ4KRepacked(w, a, n, gemm: false),
+                            Ref.dotQ4KRepacked(w, a, n, gemm: true)]
+                for (i, (name, fs)) in fns.enumerated() {
+                    for l in 0..<maxLevel {
+                        let got = w.withUnsafeBytes { wp in a.withUnsafeBytes { fs[l](Int64(n), wp.baseAddress, $0.baseAddress) } }
+                        XCTAssertEqual(got.bitPattern, want[i].bitPattern, "q4_K \(name) \(levelNames[l]) n \(n): \(got) vs \(want[i])")
+                    }
+                }
+            }
+        }
+    }
+
     func testMMTaskMatchesVecDot() {
         var g = SplitMix64(seed: 404)
         let combos: [[Int32]] = [[12], [14, 6], [12, 14, 13], [8, 10, 11], [6, 7, 2], [3, 8], [1], [30, 0]]
@@ -456,22 +513,30 @@ final class TypesTests: XCTestCase {
             for nTok in 1...5 {
                 for useAcc in [false, true] {
                     let np = types.count
-                    let rows = (0..<np).map { _ in Int.random(in: 1...70, using: &g) }
+                    // (a lone Q4_K: rows a multiple of 8, the repacked case; in mixes: any)
+                    let rows = (0..<np).map { types.count == 1 && types[$0] == 12 ? 8 * Int.random(in: 1...8, using: &g) : Int.random(in: 1...70, using: &g) }
                     let ws = (0..<np).map { randomRow(types[$0], ncols * rows[$0], &g) }
                     let xs = (0..<nTok).map { _ in randomFloats(ncols, &g) }
                     let acts = (0..<np).map { p in xs.flatMap { activations(types[p], $0) } }
                     let aStride = (0..<np).map { p in acts[p].count / nTok }
                     let yStride = 80
                     let outs = (0..<np).map { _ in [Float](repeating: 0.25, count: nTok * yStride) }
-                    // expected: per row and token, the table's vec_dot
+                    // expected: per row and token, the table's vec_dot; Q4_K: llama.cpp's repack
+                    // choice (rows % 8 == 0: gemm order for tokens in full groups of 4, else gemv;
+                    // other matrices: ggml_vec_dot_q4_K_q8_K)
                     var want = outs
                     for p in 0..<np {
                         let tr = ek_type_traits_of(types[p])!.pointee
                         let rb = Int(ek_row_bytes(types[p], Int64(ncols)))
                         for r in 0..<rows[p] {
                             for k in 0..<nTok {
-                                let v = ws[p].withUnsafeBytes { wp in acts[p].withUnsafeBytes {
-                                    tr.vec_dot(Int64(ncols), wp.baseAddress! + r * rb, $0.baseAddress! + k * aStride[p]) } }
+                                let v = ws[p].withUnsafeBytes { wp in acts[p].withUnsafeBytes { ap -> Float in
+                                    let wr = wp.baseAddress! + r * rb, ar = ap.baseAddress! + k * aStride[p]
+                                    if types[p] == 12 {
+                                        if rows[p] % 8 != 0 { return ek_vec_dot_q4_K_q8_K_scalar(Int64(ncols), wr, ar) }
+                                        if k < nTok - nTok % 4 { return ek_vec_dot_q4_K_q8_K_rp4_scalar(Int64(ncols), wr, ar) }
+                                    }
+                                    return tr.vec_dot(Int64(ncols), wr, ar) } }
                                 if useAcc { want[p][k * yStride + r] += v } else { want[p][k * yStride + r] = v }
                             }
                         }

@@ -9,10 +9,23 @@
 //   - from_float   = ggml-cpu's activation quantizers (quantize_row_q8_K = the _ref version,
 //                    quantize_row_q8_1 / q8_0 = the AVX2 versions, fp32->fp16 by F16C (RNE),
 //                    fp32->bf16 by ggml's scalar rounding);
-//   - vec_dot      = ggml-cpu's x86 ggml_vec_dot_<type>_<vec_dot_type>: the same exact int32
+//   - vec_dot      = (Q4_K: see below) ggml-cpu's x86 ggml_vec_dot_<type>_<vec_dot_type>: the same exact int32
 //                    lanes (the integer parts are exact, whichever instructions compute them),
 //                    the same float operations in the same order, including the FMAs GCC
 //                    contracted in ggml's build (e.g. summs += m*s is an fma there).
+// Q4_K: llama.cpp repacks Q4_K matrices (q4_K_8x8_q8_K) and multiplies them with
+// ggml_gemv/gemm_q4_K_8x8_q8_K. Per output (weight row, token), per superblock of 256 with
+// exact integers S_j = sum over sub-block j of q4*q8, B_j = its Q8_K bsum (16+16),
+// I_k = sc[2k]*S_2k + sc[2k+1]*S_2k+1, M_k = mn[2k]*B_2k + mn[2k+1]*B_2k+1 (k = 0..3):
+//   gemv (1 token):  acc  = fma((float)(I_0+I_1+I_2+I_3), d_w*d_a, acc);
+//                    accm = fma((float)(M_0+..+M_3), dmin_w*d_a, accm)
+//   gemm (4 tokens): for k = 0..3: acc = fma((float)I_k, d_w*d_a, acc); accm = fma((float)M_k, dmin_w*d_a, accm)
+//   result = acc - accm (d_w, dmin_w: fp16 -> fp32; d_a: the Q8_K block's float scale).
+// The table's Q4_K vec_dot is the gemv order; ek_mm_task_run picks per matrix and token.
+// Not reproduced (yet): for batches of >= 8 tokens, llama.cpp multiplies K-quant matrices that
+// are NOT repacked (Q6_K, Q5_K, Q3_K, Q2_K, and Q4_K with rows % 8 != 0) with its "tiled" kernel
+// (ggml-cpu/tiled/, on by default, GGML_CPU_TILED_MM=0 disables it), whose float order differs
+// from vec_dot's; here they use vec_dot for every batch size.
 // Every variant (_scalar, _avx2, _avx512) returns the same bits; the scalar ones are portable
 // C emulating the x86 order. The table's pointers are the best variant for this CPU.
 // Verified against llama-cpp-python's own libggml-cpu.so / libggml-base.so (type traits
@@ -109,7 +122,9 @@ EK_DECL_DOT(q5_0_q8_0)
 EK_DECL_DOT(q5_1_q8_1)
 EK_DECL_DOT(q2_K_q8_K)
 EK_DECL_DOT(q3_K_q8_K)
-EK_DECL_DOT(q4_K_q8_K)
+EK_DECL_DOT(q4_K_q8_K)      // ggml_vec_dot_q4_K_q8_K (Q4_K matrices llama.cpp does not repack)
+EK_DECL_DOT(q4_K_q8_K_rp)   // the table's Q4_K vec_dot: = ggml_gemv_q4_K_8x8_q8_K (repacked Q4_K)
+EK_DECL_DOT(q4_K_q8_K_rp4)  // = ggml_gemm_q4_K_8x8_q8_K (repacked Q4_K, tokens in groups of 4)
 EK_DECL_DOT(q5_K_q8_K)
 EK_DECL_DOT(q6_K_q8_K)
 EK_DECL_DOT(f16_f16)
@@ -136,7 +151,7 @@ typedef struct {
 } ek_mm_task;
 /// ek_task_fn: the rows of all parts form one range split across threads in multiples of 16
 /// rows; each weight row is read once per call and used for all n_tok tokens. Results equal
-/// the table's vec_dot for every (row, token), bit for bit.
+/// the table's vec_dot for every (row, token), bit for bit, except for Q4_K (see the end).
 /// Decode (n_tok == 1): Q8_0 parts go through ek_matvec_q8_0; on the AVX-512 level Q4_K, Q6_K,
 /// Q5_0 and Q4_0 go through 4-row kernels that software-prefetch the 4-row span >= 4 KiB ahead,
 /// a few lines per block step; other types (and n_tok > 1) call vec_dot row by row with the
@@ -145,6 +160,10 @@ typedef struct {
 /// cancel the machine's load; quiet moment, raw ~14.3 GB/s): Q4_K 12.2 GB/s (86%), Q6_K 13.4
 /// (94%), Q5_0 11.4 (80%), Q8_0 12.8 (89%); Q4_0 ~87%. The other types use the row-by-row
 /// path (Q3_K 17%, Q4_1/Q5_1 ~35%, Q5_K/Q2_K ~60%, F16 ~77%, BF16 ~94%).
+/// Q4_K follows llama.cpp's CPU repack (REPACK=1, AVX2+): a Q4_K matrix with rows % 8 == 0 is multiplied like
+/// ggml_gemm_q4_K_8x8_q8_K (ek_vec_dot_q4_K_q8_K_rp4) for tokens [0, n_tok - n_tok % 4) and like
+/// ggml_gemv_q4_K_8x8_q8_K (the table's vec_dot) for the others; other Q4_K matrices like
+/// ggml_vec_dot_q4_K_q8_K (ek_vec_dot_q4_K_q8_K).
 void ek_mm_task_run(void *ctx, int ith, int nth);
 
 #ifdef __cplusplus
