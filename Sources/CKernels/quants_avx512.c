@@ -344,7 +344,7 @@ T5 void ek_rows_q4_K_rp_avx512(const void *vw, size_t rs, int64_t nrows, int64_t
             q4k_rp_block(p0 + rs + o, ab, &I1, &M1);
             q4k_rp_block(p0 + 2 * rs + o, ab, &I2, &M2);
             q4k_rp_block(p0 + 3 * rs + o, ab, &I3, &M3);
-            const __m128i I = hsum4x4(fold8(I0), fold8(I1), fold8(I2), fold8(I3));
+            const __m128i I = fold8(_mm256_hadd_epi32(_mm256_hadd_epi32(I0, I1), _mm256_hadd_epi32(I2, I3)));
             const __m128i M = hsum4x4(M0, M1, M2, M3);
             // d and dmin of the 4 rows: (d0, dmin0, d1, dmin1, ...) -> fp32
             const __m256 dm = _mm256_cvtph_ps(_mm_set_epi32((int)ek_load_u32(p0 + 3 * rs + o), (int)ek_load_u32(p0 + 2 * rs + o),
