@@ -65,3 +65,4 @@ public enum SHA256 {
 
 extension UInt32 {
     @inline(__always) fileprivate func rotr(_ n: UInt32) -> UInt32 { (self >> n) | (self << (32 - n)) }
+}

@@ -63,8 +63,6 @@ func assertGGUFError<T>(_ kind: GGUFError.Kind, _ what: String = "", file: Stati
     return nil
 }
 
-}
-
 // MARK: Deterministic random numbers (SplitMix64).
 
 struct SplitMix64: RandomNumberGenerator {

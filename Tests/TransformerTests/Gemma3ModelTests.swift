@@ -86,11 +86,11 @@ final class Gemma3ModelTests: XCTestCase {
 
     /// Greedy continuations against llama.cpp's. Gemma 3 270M's logits are sensitive to the order
     /// of float sums (llama.cpp's own decode and batch paths differ by 2–6% relative RMS on these
-    /// prompts; its Q4_K products run on repacked weights whose sums we do not reproduce), so
-    /// near-ties flip: asserted are the first generated token of every prompt (prompt as one
-    /// batch), at least one whole 32-token continuation equal (ids and text), and, with
-    /// llama.cpp's tokens forced, our argmax equal to llama.cpp's next token at >= 90% of all
-    /// positions.
+    /// prompts); our products follow llama.cpp's except its "tiled" K-quant kernel for batches of
+    /// 8+ tokens (the prompt), so a near-tie can still flip. Measured: 3 of 4 continuations equal,
+    /// 127/128 teacher-forced. Asserted: the first generated token of every prompt, at least 3
+    /// whole 32-token continuations equal (ids and text), and, with llama.cpp's tokens forced, our
+    /// argmax equal to llama.cpp's next token at >= 97% of all positions.
     func testGreedyMatchesLlamaCpp() throws {
         let (file, m) = try model()
         let tok = try Tokenizer(gguf: file)
@@ -117,15 +117,15 @@ final class Gemma3ModelTests: XCTestCase {
             }
         }
         print("gemma3 greedy: \(whole)/\(ref.greedy.count) continuations equal llama.cpp's; teacher-forced argmax agreement \(agree)/\(total)" + (report.isEmpty ? "" : "; " + report.joined(separator: "; ")))
-        XCTAssertGreaterThanOrEqual(whole, 1, report.joined(separator: "; "))
-        XCTAssertGreaterThanOrEqual(Double(agree), 0.9 * Double(total), "teacher-forced agreement \(agree)/\(total)")
+        XCTAssertGreaterThanOrEqual(whole, 3, report.joined(separator: "; "))
+        XCTAssertGreaterThanOrEqual(Double(agree), 0.97 * Double(total), "teacher-forced agreement \(agree)/\(total)")
     }
 
     struct LongContext: Decodable { let prompt_ids: [Int32]; let greedy_ids: [Int32] }
 
     /// A prompt longer than the 512-token sliding window (700 tokens): the first generated token
     /// equals llama.cpp's whether the prompt is evaluated in one batch (BLAS path) or in chunks
-    /// of 48 (int8 path), and with llama.cpp's tokens forced our argmax agrees at >= 12 of 16.
+    /// of 48 (int8 path), and with llama.cpp's tokens forced our argmax agrees at >= 15 of 16.
     func testLongerThanSlidingWindowMatchesLlamaCpp() throws {
         let (_, m) = try model()
         let ref = try Self.fixture("gemma3-long-context.llama-cpp.json", as: LongContext.self)
@@ -140,7 +140,7 @@ final class Gemma3ModelTests: XCTestCase {
             if i + 1 < ref.greedy_ids.count { next = argmax(try s.decode(t)) }
         }
         print("gemma3 long context: teacher-forced argmax agreement \(agree)/\(ref.greedy_ids.count)")
-        XCTAssertGreaterThanOrEqual(agree, 12)
+        XCTAssertGreaterThanOrEqual(agree, 15)
         let c = try m.makeSession(contextLength: 1024)
         var i = 0
         var first: Int32 = 0

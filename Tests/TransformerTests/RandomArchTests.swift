@@ -12,12 +12,13 @@ import XCTest
 final class RandomArchTests: XCTestCase {
     /// Thresholds: relative RMS error per position and argmax agreement over the 32 positions.
     /// Q8_0: the bound (our Q8_0 logits are in fact bit-identical to llama.cpp's).
-    /// Q4_K_M: llama.cpp multiplies Q4_K matrices on weights repacked at load (q4_K_8x8 gemv/gemm)
-    /// whose float sums run in another order than ggml_vec_dot_q4_K_q8_K, which we reproduce; on
-    /// these sensitive random models that moves logits by 1-3% relative RMS (llama.cpp's own
-    /// Q4_K_M-vs-F32 effect on them is 20-38%), so the bound here is 5% and 90% argmax.
+    /// Q4_K_M: our Q4_K products follow llama.cpp's repacked q4_K_8x8 gemv/gemm order (exact),
+    /// but for batches of >= 8 tokens llama.cpp multiplies non-repacked K-quants (Q6_K here) with
+    /// its "tiled" kernel, whose float order we do not reproduce yet: measured 2e-7 (llama, qwen2,
+    /// gemma2), 1.4e-3 (qwen3), 6.6e-3 (phi3), 1.27e-2 with 31/32 argmax (gemma3), against
+    /// llama.cpp's own Q4_K_M-vs-F32 effect of 20-38%. Bound: 1.5% and 96%.
     static func thresholds(_ variant: String) -> (maxRelativeRMS: Double, minArgmaxAgreement: Double) {
-        variant == "q8_0" ? (0.01, 0.97) : (0.05, 0.90)
+        variant == "q8_0" ? (0.01, 0.97) : (0.015, 0.96)
     }
 
     func check(_ arch: String, _ variant: String, file: StaticString = #filePath, line: UInt = #line) throws {
