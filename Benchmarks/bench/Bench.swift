@@ -30,6 +30,19 @@ private func loadModel(_ path: String, threads: Int, blasFrom: Int?) throws -> T
     return try TransformerModel(file: file, options: options)
 }
 
+/// This process's peak resident memory (VmHWM of /proc/self/status: unlike getrusage's
+/// ru_maxrss it does not count the pages of a parent that forked us before exec).
+private func peakResidentMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kb = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+    return kb / 1024
+}
+
 /// Small deterministic generator for benchmark token ids (the values do not matter for speed).
 private struct SplitMix64 {
     var state: UInt64
@@ -105,9 +118,7 @@ struct Speed: ParsableCommand {
             let sd = s.count > 1 ? (s.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(s.count - 1)).squareRoot() : 0
             return (mean, sd)
         }
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        let peakRSS = Double(usage.ru_maxrss) / 1024
+        let peakRSS = peakResidentMiB()
         if json {
             var objects: [[String: Any]] = []
             for res in results {
