@@ -130,8 +130,8 @@ final class Q8_0Tests: XCTestCase {
         assertGGUFError(.invalidArgument, "count not a multiple of 32") {
             try q.withUnsafeBytes { src in try back.withUnsafeMutableBufferPointer { try Dequantize.rows(type: .q8_0, from: src.baseAddress!, count: 33, into: $0.baseAddress!) } }
         }
-        assertGGUFError(.unsupportedTensorType, "Q6_K") {
-            try q.withUnsafeBytes { src in try back.withUnsafeMutableBufferPointer { try Dequantize.rows(type: .q6_K, from: src.baseAddress!, count: 0, into: $0.baseAddress!) } }
+        assertGGUFError(.unsupportedTensorType, "IQ2_XXS") {
+            try q.withUnsafeBytes { src in try back.withUnsafeMutableBufferPointer { try Dequantize.rows(type: .iq2_xxs, from: src.baseAddress!, count: 0, into: $0.baseAddress!) } }
         }
     }
 

@@ -108,12 +108,12 @@ final class QuantizerTests: XCTestCase {
     func testUnsupportedSourceTypeIsNamed() throws {
         var w = GGUFWriter()
         w.set("general.architecture", .string("llama"))
-        w.addTensor(name: "blk.0.ffn_up.weight", type: .q6_K, shape: [256, 2], data: [UInt8](repeating: 0, count: 420))
-        let input = temporaryPath("q6k.gguf"), output = temporaryPath("q6k-out.gguf")
+        w.addTensor(name: "blk.0.ffn_up.weight", type: .iq2_xxs, shape: [256, 2], data: [UInt8](repeating: 0, count: 132))
+        let input = temporaryPath("iq2.gguf"), output = temporaryPath("iq2-out.gguf")
         defer { unlink(input); unlink(output) }
         try w.write(to: input)
-        let e = assertGGUFError(.unsupportedTensorType, "Q6_K source") { try quantizeModel(input: input, output: output) }
-        XCTAssertTrue(e?.message.contains("Q6_K") ?? false)
+        let e = assertGGUFError(.unsupportedTensorType, "IQ2_XXS source") { try quantizeModel(input: input, output: output) }
+        XCTAssertTrue(e?.message.contains("IQ2_XXS") ?? false)
         XCTAssertTrue(e?.message.contains("blk.0.ffn_up.weight") ?? false)
         XCTAssertNotEqual(access(output, F_OK), 0, "no output is left behind on failure")
     }
