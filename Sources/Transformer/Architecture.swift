@@ -3,7 +3,7 @@ import GGUF
 /// One model family: how to read its hyper-parameters, which tensors a block has, and the order
 /// of operations in a block. Each lives in one short file in `Architectures/`; the shared core
 /// (`Forward`, `TransformerSession`) provides the operations and knows nothing else about them.
-protocol Architecture {
+protocol Architecture: Sendable {
     /// `general.architecture` value.
     static var name: String { get }
     /// Hyper-parameters from `<name>.*` metadata.

@@ -79,6 +79,8 @@ public final class TransformerModel: @unchecked Sendable {
         let n = options.threads == 0 ? ProcessInfo.processInfo.activeProcessorCount : options.threads
         threads = max(1, min(n, 256))
         pool = ThreadPool(threads: threads)
+        // Debian's OpenBLAS may not recognize the CPU and run its SSE3 kernels (3-5x slower sgemm).
+        _ = ek_openblas_prefer_native_core()
         openblas_set_num_threads(Int32(threads))
         weights = try Weights(file: file, config: config, architecture: architecture)
         plan = Plan(config, weights)

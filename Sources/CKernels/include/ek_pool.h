@@ -69,6 +69,12 @@ typedef struct ek_matvec_job {
 /// p may be NULL (single-threaded). n_jobs <= 0 does nothing.
 void ek_pool_matvec_q8_0(ek_pool *p, const ek_matvec_job *jobs, int n_jobs);
 
+/// If OpenBLAS (Debian's DYNAMIC_ARCH build) fell back to its SSE3 "Prescott" kernels on a CPU
+/// with AVX-512 or AVX2 and OPENBLAS_CORETYPE is not set, re-runs OpenBLAS's core selection with
+/// SkylakeX / Haswell (found through dlsym; nothing happens without OpenBLAS). Once per process;
+/// returns 1 if the core was changed. Call before any BLAS work is running.
+int ek_openblas_prefer_native_core(void);
+
 #ifdef __cplusplus
 }
 #endif
