@@ -18,12 +18,6 @@ struct Matrix: @unchecked Sendable {
     var typeCode: Int32 { Int32(type.rawValue) }
     /// ggml type number of the activation format this matrix's dot product takes.
     var activationType: Int32 { traits.pointee.vec_dot_type }
-
-    /// Rows r0..<r1 as a contiguous slice of this matrix (same type and row width).
-    func rows(_ r0: Int, _ r1: Int, name: String) -> Matrix {
-        Matrix(name: name, rows: r1 - r0, cols: cols, type: type, data: data + r0 * rowBytes,
-               rowBytes: rowBytes, traits: traits)
-    }
 }
 
 /// The tensors of one transformer block. Optional pieces are present only in the architectures
