@@ -867,75 +867,7 @@ void ek_attn_row_ext(const float *q, const uint16_t *k, const uint16_t *vt, int6
 }
 
 // ---------------------------------------------------------------------------------------
-// int8-path pool tasks
-
-// Splits [0, n) into nth contiguous ranges on multiples of `align`.
-static inline void split_range(int64_t n, int64_t align, int ith, int nth, int64_t *a, int64_t *b) {
-    const int64_t chunks = (n + align - 1) / align;
-    const int64_t c0 = chunks * ith / nth, c1 = chunks * (ith + 1) / nth;
-    *a = c0 * align < n ? c0 * align : n;
-    *b = c1 * align < n ? c1 * align : n;
-}
-
-// Rows per cache block when several tokens share the weights: about 24 KiB of weight rows.
-static inline int64_t rows_per_block(int64_t ncols) {
-    int64_t rb = (24 * 1024) / (ncols / 32 * EK_Q8_0_BLOCK_BYTES);
-    rb = rb < 4 ? 4 : rb > 64 ? 64 : rb;
-    return rb & ~(int64_t)3;
-}
-
-static void matvec_tokens(const void *w, int64_t ncols, int64_t r0, int64_t r1, const void *xq,
-                          int64_t xq_stride, int64_t n_tok, float *y, int64_t y_stride, float *acc) {
-    if (n_tok == 1) {
-        ek_matvec_q8_0_ggml(w, ncols, r0, r1, xq, y);
-        if (acc) for (int64_t r = r0; r < r1; r++) acc[r] += y[r];
-        return;
-    }
-    const int64_t rb = rows_per_block(ncols);
-    for (int64_t b0 = r0; b0 < r1; b0 += rb) {
-        const int64_t b1 = b0 + rb < r1 ? b0 + rb : r1;
-        for (int64_t t = 0; t < n_tok; t++) {
-            float *yt = y + t * y_stride;
-            ek_matvec_q8_0_ggml(w, ncols, b0, b1, (const uint8_t *)xq + t * xq_stride, yt);
-            if (acc) {
-                float *at = acc + t * y_stride;
-                for (int64_t r = b0; r < b1; r++) at[r] += yt[r];
-            }
-        }
-    }
-}
-
-void ek_matvec_task_run(void *ctx, int ith, int nth) {
-    const ek_matvec_task *t = (const ek_matvec_task *)ctx;
-    int64_t total = 0;
-    for (int p = 0; p < t->nparts; p++) total += t->rows[p];
-    int64_t a, b;
-    split_range(total, 32, ith, nth, &a, &b);
-    int64_t off = 0;
-    for (int p = 0; p < t->nparts && a < b; p++) {
-        const int64_t rows = t->rows[p];
-        int64_t r0 = a - off, r1 = b - off;
-        if (r0 < 0) r0 = 0;
-        if (r1 > rows) r1 = rows;
-        if (r0 < r1)
-            matvec_tokens(t->w[p], t->ncols, r0, r1, t->xq, t->xq_stride, t->n_tok, t->y[p], t->y_stride, t->acc[p]);
-        off += rows;
-    }
-}
-
-void ek_ffn_task_run(void *ctx, int ith, int nth) {
-    const ek_ffn_task *t = (const ek_ffn_task *)ctx;
-    int64_t a, b;
-    split_range(t->rows, 32, ith, nth, &a, &b);
-    if (a >= b) return;
-    matvec_tokens(t->wg, t->ncols, a, b, t->xq, t->xq_stride, t->n_tok, t->g, t->stride, NULL);
-    matvec_tokens(t->wu, t->ncols, a, b, t->xq, t->xq_stride, t->n_tok, t->u, t->stride, NULL);
-    for (int64_t k = 0; k < t->n_tok; k++) {
-        float *h = t->h + k * t->stride;
-        ek_silu_mul_f32(h + a, t->g + k * t->stride + a, t->u + k * t->stride + a, b - a);
-        ek_quantize_row_q8_0(h + a, (uint8_t *)t->hq + k * t->hq_stride + (a / 32) * EK_Q8_0_BLOCK_BYTES, b - a);
-    }
-}
+// attention pool task (the weight products run through ek_mm_task, types.c)
 
 void ek_attn_task_run(void *ctx, int ith, int nth) {
     const ek_attn_task *t = (const ek_attn_task *)ctx;

@@ -70,41 +70,6 @@ int ek_matvec_ggml_force(int level);
 // Every thread owns a range of output rows for all tokens, so each weight row is read from
 // memory once per call and reused from cache for the other tokens.
 
-/// Up to 3 Q8_0 weight matrices with the same column count times n_tok Q8_0 activation rows.
-/// Rows of all parts form one range split between threads on multiples of 32 rows.
-/// Token t reads xq + t*xq_stride (bytes) and writes y[p] + t*y_stride (floats); if acc[p] is
-/// not NULL, acc[p][t*y_stride + r] += y (the residual add).
-typedef struct {
-    const void *xq;
-    int64_t xq_stride;     // bytes between tokens' activation rows
-    int64_t ncols;         // multiple of 32
-    int64_t n_tok;
-    int64_t y_stride;      // floats between tokens' output rows (same for y and acc)
-    int32_t nparts;        // 1..3
-    const void *w[3];      // row-major Q8_0 rows of ncols
-    float *y[3];
-    float *acc[3];         // optional
-    int64_t rows[3];
-} ek_matvec_task;
-void ek_matvec_task_run(void *ctx, int ith, int nth);
-
-/// SwiGLU first half for n_tok tokens: g = Wg·x, u = Wu·x, h = silu(g)*u, hq = Q8_0(h).
-/// Threads take 32-row ranges, so each quantizes exactly the blocks it computed.
-/// Token t: x at xq + t*xq_stride, g/u/h at + t*stride floats, hq at + t*hq_stride bytes.
-typedef struct {
-    const void *xq;
-    int64_t xq_stride;
-    int64_t ncols;         // multiple of 32
-    int64_t n_tok;
-    const void *wg, *wu;   // rows × ncols Q8_0
-    int64_t rows;          // multiple of 32
-    float *g, *u, *h;      // h may alias g
-    int64_t stride;
-    void *hq;
-    int64_t hq_stride;
-} ek_ffn_task;
-void ek_ffn_task_run(void *ctx, int ith, int nth);
-
 /// How attention rounds, reproducing one of llama.cpp's CPU paths bit for bit.
 typedef enum {
     /// ggml mul_mat + soft_max for a single-token batch (llama.cpp with flash attention off,
