@@ -617,6 +617,110 @@ T_AVX512 static float dots_f16_avx512(const uint16_t *x, const uint16_t *y, int6
     return reduce16_avx512(acc);
 }
 
+T_AVX512 static void softmax_f16_avx512(const float *s, int64_t n, uint16_t *p);
+#define softmax_f16_avx512_fwd softmax_f16_avx512
+
+// 16 reduce16_avx512 at once: r[k] = reduce16_avx512(v[k]) bit for bit (the same tree of
+// additions per vector: halves, quarters, pairs, last pair), done across the 16 vectors with
+// shuffles so that each addition serves 16 lanes.
+T_AVX512 static inline __m512 reduce16x16_avx512(const __m512 v[16]) {
+    __m512 a[8], b[4], c[2];
+    for (int m = 0; m < 8; m++)   // lanes 0-7: t3 of v[2m], 8-15: t3 of v[2m+1]
+        a[m] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], 0xEE), _mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], 0x44));
+    for (int j = 0; j < 4; j++)   // quarter q: t6 of v[4j + q]
+        b[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0xDD), _mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0x88));
+    for (int i = 0; i < 2; i++)   // quarter q: t8[0], t8[1] of b[2i]'s q, then of b[2i+1]'s q
+        c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    // lane 4q + j: the result of v[4j + q]
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(idx, r);
+}
+
+// The llama.cpp attention of one query row (EK_ATTN_GGML_VEC: dotv_f16_avx512; seq, i.e.
+// EK_ATTN_GGML_TINYBLAS: dots_f16_avx512; then softmax_f16_avx512), as ek_attn_row_ext
+// computes it one dot at a time, bit for bit, 16 scores and 16 output dimensions at a time. Needs hd % 64 == 0 and hd <= 256. Scratch: n_pos + 64 floats
+// of scores, then roundup(n_pos, 64) halves of probabilities, then roundup(n_pos, 64) floats.
+T_AVX512 static void attn_row_vec_avx512(const uint16_t *qh, const uint16_t *k, const uint16_t *vt, int64_t kv_len,
+                                         int64_t n_pos, int64_t hd, float scale, float softcap, int seq,
+                                         float *scratch, float *out) {
+    float *s = scratch;
+    uint16_t *p = (uint16_t *)(scratch + kv_len + 64);
+    float *pf = scratch + kv_len + 64 + (kv_len + 64) / 2 + 32;
+    const int64_t nq = hd / 16;
+    __m512 qf[16];
+    for (int64_t c = 0; c < nq; c++) qf[c] = LDH512(qh + 16 * c);
+    // scores: dotv(k_j, q, hd, 0) * scale
+    for (int64_t j0 = 0; j0 < n_pos; j0 += 16) {
+        __m512 v[16];
+        const int64_t m = n_pos - j0 < 16 ? n_pos - j0 : 16;
+        for (int64_t kk = 0; kk < 16; kk++) {
+            if (kk >= m) { v[kk] = _mm512_setzero_ps(); continue; }
+            const uint16_t *x = k + (j0 + kk) * hd;
+            if (seq) {   // dots_f16_avx512: one accumulator
+                __m512 a = _mm512_setzero_ps();
+                for (int64_t c = 0; c < nq; c++) a = _mm512_fmadd_ps(LDH512(x + 16 * c), qf[c], a);
+                v[kk] = a;
+                continue;
+            }
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (int64_t i = 0; i < hd; i += 64) {
+                s0 = _mm512_fmadd_ps(LDH512(x + i), qf[i / 16], s0);
+                s1 = _mm512_fmadd_ps(LDH512(x + i + 16), qf[i / 16 + 1], s1);
+                s2 = _mm512_fmadd_ps(LDH512(x + i + 32), qf[i / 16 + 2], s2);
+                s3 = _mm512_fmadd_ps(LDH512(x + i + 48), qf[i / 16 + 3], s3);
+            }
+            v[kk] = _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3));
+        }
+        const __m512 r = _mm512_mul_ps(reduce16x16_avx512(v), _mm512_set1_ps(scale));
+        _mm512_mask_storeu_ps(s + j0, (__mmask16)((1u << m) - 1u), r);
+    }
+    if (softcap > 0.0f) {
+        const float inv_cap = 1.0f / softcap;
+        for (int64_t i = 0; i < n_pos; i++) s[i] = softcap * tanhf(s[i] * inv_cap);
+    }
+    softmax_f16_avx512_fwd(s, n_pos, p);
+    // probabilities as floats (exact), zero up to the next 64
+    const int64_t n64 = (n_pos + 63) & ~(int64_t)63;
+    for (int64_t i = 0; i < n64; i += 16) {
+        const int64_t r = n_pos - i;
+        _mm512_storeu_ps(pf + i, r > 0 ? ldh512_part(p + i, r) : _mm512_setzero_ps());
+    }
+    // out[d] = dotv(vt_d, p, n_pos, 1)
+    const int64_t np = n_pos & ~(int64_t)63, rem = n_pos - np;
+    for (int64_t d0 = 0; d0 < hd; d0 += 16) {
+        __m512 v[16];
+        for (int64_t dd = 0; dd < 16; dd++) {
+            const uint16_t *x = vt + (d0 + dd) * kv_len;
+            if (seq) {   // dots_f16_avx512: one accumulator, a masked last step
+                __m512 a = _mm512_setzero_ps();
+                int64_t i = 0;
+                for (; i + 16 <= n_pos; i += 16) a = _mm512_fmadd_ps(LDH512(x + i), _mm512_loadu_ps(pf + i), a);
+                if (i < n_pos) a = _mm512_fmadd_ps(ldh512_part(x + i, n_pos - i), _mm512_loadu_ps(pf + i), a);
+                v[dd] = a;
+                continue;
+            }
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (int64_t i = 0; i < np; i += 64) {
+                s0 = _mm512_fmadd_ps(LDH512(x + i), _mm512_loadu_ps(pf + i), s0);
+                s1 = _mm512_fmadd_ps(LDH512(x + i + 16), _mm512_loadu_ps(pf + i + 16), s1);
+                s2 = _mm512_fmadd_ps(LDH512(x + i + 32), _mm512_loadu_ps(pf + i + 32), s2);
+                s3 = _mm512_fmadd_ps(LDH512(x + i + 48), _mm512_loadu_ps(pf + i + 48), s3);
+            }
+            if (rem > 0) {
+                s0 = _mm512_fmadd_ps(ldh512_part(x + np, rem), _mm512_loadu_ps(pf + np), s0);
+                if (rem > 16) s1 = _mm512_fmadd_ps(ldh512_part(x + np + 16, rem - 16), _mm512_loadu_ps(pf + np + 16), s1);
+                if (rem > 32) s2 = _mm512_fmadd_ps(ldh512_part(x + np + 32, rem - 32), _mm512_loadu_ps(pf + np + 32), s2);
+                if (rem > 48) s3 = _mm512_fmadd_ps(ldh512_part(x + np + 48, rem - 48), _mm512_loadu_ps(pf + np + 48), s3);
+            }
+            v[dd] = _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3));
+        }
+        _mm512_storeu_ps(out + d0, reduce16x16_avx512(v));
+    }
+}
+
 T_AVX512 static void softmax_f16_avx512(const float *s, int64_t n, uint16_t *p) {
     __m512 vm = _mm512_set1_ps(-INFINITY);
     int64_t i = 0;
@@ -816,6 +920,10 @@ void ek_attn_row(const float *q, const uint16_t *k, const uint16_t *vt, int64_t 
     ek_attn_row_ext(q, k, vt, kv_len, 0, n_pos, hd, scale, 0.0f, mode, scratch, out);
 }
 
+// Test hook: 1 = never use attn_row_vec_avx512 (compare it with the row-by-row dot products).
+static int ek_attn_slow;
+void ek_attn_force_rowwise(int on) { ek_attn_slow = on; }
+
 void ek_attn_row_ext(const float *q, const uint16_t *k, const uint16_t *vt, int64_t kv_len,
                      int64_t first, int64_t n_pos, int64_t hd, float scale, float softcap,
                      int32_t mode, float *scratch, float *out) {
@@ -854,6 +962,13 @@ void ek_attn_row_ext(const float *q, const uint16_t *k, const uint16_t *vt, int6
         return;
     }
     // soft_max path: scores, softmax rounded to halves, then P·V over the transposed V rows.
+#if EK_X86
+    if ((mode == EK_ATTN_GGML_VEC || mode == EK_ATTN_GGML_TINYBLAS) && level() == LVL_AVX512 && hd % 64 == 0 &&
+        hd <= 256 && !ek_attn_slow) {
+        attn_row_vec_avx512(qh, k, vt, kv_len, n_pos, hd, scale, softcap, mode == EK_ATTN_GGML_TINYBLAS, scratch, out);
+        return;
+    }
+#endif
     float *s = scratch;                                 // n_pos (+ padding) floats
     uint16_t *p = (uint16_t *)(scratch + kv_len + 64);  // roundup(n_pos, 64) halves
     const int seq = mode == EK_ATTN_GGML_TINYBLAS;

@@ -128,7 +128,6 @@ void ek_dequant_task_run(void *ctx, int ith, int nth) {
 #define EK_PF_DIST 4096
 
 static const ek_vec_dot_fn k_q4K_ggml[3] = DOTS(q4_K_q8_K);
-static const ek_vec_dot_fn k_q4K_rp4[3] = DOTS(q4_K_q8_K_rp4);
 
 static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     const ek_type_traits *tr = ek_type_traits_of(t->type[p]);
@@ -152,20 +151,19 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
         }
         return;
     }
-    // Q4_K: llama.cpp repacks matrices with rows % 8 == 0 (q4_K_8x8_q8_K) and multiplies the
-    // tokens of a batch in full groups of 4 with its gemm, the rest with its gemv (different
-    // float orders); other Q4_K matrices go through ggml_vec_dot_q4_K_q8_K.
-    ek_vec_dot_fn dot = tr->vec_dot, dot4 = tr->vec_dot;
-    int64_t ntok4 = 0;   // tokens [0, ntok4) use dot4
+    // Batches on AVX-512 VNNI: the tiled kernels (same bits as vec_dot per row and token).
+    if (ntok > 1 && current_level() == 2 &&
+        ek_gemm_avx512(t->type[p], t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys))
+        return;
+    // Q4_K: llama.cpp repacks matrices with rows % 8 == 0 (q4_K_8x8_q8_K) and multiplies them
+    // with its gemv for single tokens (the table's vec_dot) and its gemm for groups of 4 tokens
+    // (a different float order). Every token here uses the gemv order, whatever its batch, so
+    // a token's result does not depend on the batch (decode matches llama.cpp bit for bit;
+    // batches differ from llama.cpp's gemm in the last bits). Other Q4_K matrices go through
+    // ggml_vec_dot_q4_K_q8_K.
+    ek_vec_dot_fn dot = tr->vec_dot;
     const int q4k_plain = t->type[p] == EK_TYPE_Q4_K && t->rows[p] % 8 != 0;
-    if (t->type[p] == EK_TYPE_Q4_K) {
-        if (q4k_plain) {
-            dot = dot4 = k_q4K_ggml[current_level()];
-        } else {
-            dot4 = k_q4K_rp4[current_level()];
-            ntok4 = ntok - ntok % 4;
-        }
-    }
+    if (q4k_plain) dot = k_q4K_ggml[current_level()];
     ek_rows_fn rows4 = NULL;
     if (ntok == 1 && current_level() == 2) {
         switch (t->type[p]) {
@@ -205,11 +203,15 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
         if (want > span) want = span;
         for (; pf < want; pf += 64) __builtin_prefetch(W + pf, 0, 3);
         for (int64_t k = 0; k < ntok; k++) {
-            const float v = (k < ntok4 ? dot4 : dot)(ncols, row, A + k * as);
+            const float v = dot(ncols, row, A + k * as);
             if (acc) acc[k * ys + r] += v;
             else y[k * ys + r] = v;
         }
     }
+}
+
+int ek_mm_has_batched_kernel(int32_t type) {
+    return current_level() == 2 && ek_gemm_supported_avx512(type);
 }
 
 void ek_mm_task_run(void *ctx, int ith, int nth) {

@@ -32,10 +32,6 @@ public final class AI: Sendable {
     public let modelsDirectory: String
     /// Threads per model (0: all cores).
     public let threads: Int
-    /// Prefill prompts on the model's batch-invariant path (default): outputs are then identical
-    /// with and without cache reuse, and match llama.cpp. `false` allows the faster BLAS prefill for
-    /// long prompts, whose logits vary slightly with how the prompt is split.
-    public let exactPrefill: Bool
 
     private let registry: Locked<[ModelInfo]>
     private let engines = Locked<[String: EngineSlot]>([:])
@@ -50,9 +46,7 @@ public final class AI: Sendable {
     ///     (`$EDGEAI_CATALOG` or this package's `Models/catalog.json`), or an empty catalog when there is none.
     ///   - modelsDirectory: where the catalog's files live; nil: `ModelCatalog.defaultModelsDirectory`.
     ///   - threads: compute threads per model, 0 for all cores.
-    ///   - exactPrefill: see `exactPrefill`.
-    public init(catalog: String? = nil, modelsDirectory: String? = nil, threads: Int = 0, exactPrefill: Bool = true) throws {
-        self.exactPrefill = exactPrefill
+    public init(catalog: String? = nil, modelsDirectory: String? = nil, threads: Int = 0) throws {
         let dir = modelsDirectory ?? ModelCatalog.defaultModelsDirectory
         self.modelsDirectory = dir
         guard threads >= 0 else { throw AIError.invalidInput("threads must be 0 (all cores) or more, got \(threads)") }
@@ -207,13 +201,12 @@ public final class AI: Sendable {
     func engine(_ model: String) async throws -> ModelEngine {
         let info = try info(model)
         let threads = self.threads
-        let exact = self.exactPrefill
         let task: Task<ModelEngine, Error> = engines.withLock { slots in
             if let slot = slots[model], slot.info == info { return slot.task }
             let t = Task<ModelEngine, Error>.detached {
                 try await withCheckedThrowingContinuation { continuation in
                     DispatchQueue.global(qos: .userInitiated).async {
-                        continuation.resume(with: Result { try ModelEngine(info: info, threads: threads, exactPrefill: exact) })
+                        continuation.resume(with: Result { try ModelEngine(info: info, threads: threads) })
                     }
                 }
             }

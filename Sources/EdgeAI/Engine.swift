@@ -41,8 +41,6 @@ final class ModelEngine: @unchecked Sendable {
     let eosText: String
     let contextWindow: Int
     let queue: DispatchQueue
-    /// Prefill on the batch-invariant path (see `generateThrowing`).
-    let exactPrefill: Bool
 
     // Confined to `queue`.
     private var session: TransformerSession?
@@ -50,9 +48,8 @@ final class ModelEngine: @unchecked Sendable {
 
     static let defaultContextCap = 8192
 
-    init(info: ModelInfo, threads: Int, exactPrefill: Bool) throws {
+    init(info: ModelInfo, threads: Int) throws {
         self.info = info
-        self.exactPrefill = exactPrefill
         guard FileManager.default.fileExists(atPath: info.path) else {
             throw AIError.internal("Model file for \(info.id) not found at \(info.path). Run Models/setup.sh to download the default model, or register the path of a GGUF file.")
         }
@@ -156,20 +153,16 @@ final class ModelEngine: @unchecked Sendable {
         }
         let tokens = job.tokens
 
-        // The model computes a token's K/V slightly differently alone (decode, 1 token) than in a
-        // batch (≥ 2 tokens; and differently again on its BLAS path for large batches). So that a
-        // prompt gets exactly the same numbers whether or not part of it comes from the cache,
-        // every prompt token is evaluated in batches of 2…(BLAS threshold − 1) tokens, and only
-        // such tokens are kept for reuse (generated tokens, decoded one by one, are not).
-        let exact = exactPrefill
-        let maxChunk = exact
-            ? max(1, min(model.options.maxBatch, model.options.minBatchForBLAS - 1))
-            : max(1, model.options.maxBatch)
-        let minSuffix = exact && maxChunk >= 2 && tokens.count >= 2 ? 2 : 1
+        // A token's K/V and logits are bit-identical whether it was decoded alone or evaluated in
+        // a batch of any size (the model's default arithmetic), so everything the cache holds -
+        // earlier prompts and the tokens generated after them - is reusable as it is, and a
+        // prompt prefills in batches as large as the model takes.
+        let maxChunk = max(1, model.options.maxBatch)
 
-        // Reuse the longest common prefix of what the cache holds.
+        // Reuse the longest common prefix of what the cache holds (at least the last prompt token
+        // is evaluated: its logits start the generation).
         var common = 0
-        let limit = min(cachedTokens.count, tokens.count - minSuffix, session.position)
+        let limit = min(cachedTokens.count, tokens.count - 1, session.position)
         while common < limit && cachedTokens[common] == tokens[common] { common += 1 }
         session.truncate(to: common)
         cachedTokens.removeSubrange(common...)
@@ -214,7 +207,7 @@ final class ModelEngine: @unchecked Sendable {
             let token = next
             do {
                 let out = try session.decode(token)
-                if !exact { cachedTokens.append(token) }  // reused only when exactness is not asked for
+                cachedTokens.append(token)
                 next = sampler.sample(out)
             } catch {
                 clearCache()

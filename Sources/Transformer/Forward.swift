@@ -18,11 +18,15 @@ enum Buffer {
 /// architectures compose (`Architecture.block`), over the session's scratch and KV cache.
 ///
 /// Each product with a weight matrix goes through `matmul`, the one place that chooses how:
-/// - int8 (batches below `minBatchForBLAS`, including decode): activations quantized to the
-///   format the matrix's type takes (Q8_0, Q8_1, Q8_K, F16 … as ggml does) and multiplied
-///   with the stored weights on the worker pool (`ek_mm_task_run`);
-/// - BLAS (larger batches): the matrices dequantized to Float and OpenBLAS sgemm, with the
-///   activations first rounded through the same format so the products see llama.cpp's inputs.
+/// - int8 (the default, every batch size): activations quantized to the format the matrix's
+///   type takes (Q8_0, Q8_1, Q8_K, F16 … as ggml does) and multiplied with the stored weights
+///   on the worker pool (`ek_mm_task_run`: tiled AVX-512 VNNI kernels for batches of Q8_0, Q5_0,
+///   Q4_0 and Q6_K, vec_dot otherwise). Every (row, token) result has the bits of the type's
+///   vec_dot whatever the batch, and attention runs row by row with one arithmetic, so a token's
+///   logits do not depend on how the tokens were batched;
+/// - BLAS (opt-in, `Options.minBatchForBLAS`): matrices without a batched int8 kernel
+///   dequantized to Float and multiplied with OpenBLAS sgemm (activations first rounded through
+///   their format), and attention as sgemm over Float copies of the cache.
 final class Forward {
     unowned let session: TransformerSession
     let model: TransformerModel
@@ -173,8 +177,9 @@ final class Forward {
         if blas {
             blasAttention(n: n, pos0: pos0, kc: kc, vc: vc, scale: scale, window: window, softcap: softcap)
         } else {
-            let mode = model.options.attention == .llamaCppFlashAttention ? EK_ATTN_GGML_FLASH
-                : n == 1 ? EK_ATTN_GGML_VEC : EK_ATTN_GGML_TINYBLAS
+            // One arithmetic for every batch size: llama.cpp's decode one (vec_dot over the f16
+            // cache), or its flash-attention kernel when asked for.
+            let mode = model.options.attention == .llamaCppFlashAttention ? EK_ATTN_GGML_FLASH : EK_ATTN_GGML_VEC
             var a = ek_attn_task(q: qkv, q_stride: Int64(w), k: kc, vt: vc, kv_len: Int64(ctx),
                                  out: s.att, out_stride: Int64(c.attentionOutputDimension), out_q8: nil, out_q8_stride: 0,
                                  scratch: session.attnScratch.floats, scratch_stride: Int64(session.attnScratchStride),
@@ -252,7 +257,7 @@ final class Forward {
                         rows: Int? = nil, int8: Bool = false) {
         let n = rows ?? self.n
         let srcStride = srcStride ?? cols
-        if blas && !int8 {
+        if blas && !int8 && !ms.allSatisfy({ ek_mm_has_batched_kernel($0.typeCode) != 0 }) {
             blasMatmul(ms, from: src, srcStride: srcStride, cols: cols, n: n, into: outs, stride: stride, accumulate: accumulate)
             return
         }

@@ -44,7 +44,7 @@ public final class TransformerSession {
         vCache = vb.raw.bindMemory(to: UInt16.self, capacity: c.blockCount * layerKV)
         one = try Scratch(rows: 1, model: model, contextLength: contextLength, blas: false)
         decodeLogits = try AlignedBuffer(floats: c.vocabSize, what: "logits")
-        attnScratchStride = 2 * contextLength + 128
+        attnScratchStride = 3 * contextLength + 256
         attnScratch = try AlignedBuffer(floats: model.threads * attnScratchStride, what: "attention scratch")
     }
 

@@ -507,10 +507,13 @@ final class TypesTests: XCTestCase {
 
     func testMMTaskMatchesVecDot() {
         var g = SplitMix64(seed: 404)
-        let combos: [[Int32]] = [[12], [14, 6], [12, 14, 13], [8, 10, 11], [6, 7, 2], [3, 8], [1], [30, 0]]
+        // (the batched AVX-512 kernels: Q8_0, Q5_0, Q4_0, Q6_K; token counts across their
+        // 64-token blocks, odd counts, tiles of 4 rows x 4 pairs with remainders)
+        let combos: [[Int32]] = [[12], [14, 6], [12, 14, 13], [8, 10, 11], [6, 7, 2], [3, 8], [1], [30, 0], [8], [14], [2, 6]]
         for types in combos {
-            let ncols = 512
-            for nTok in 1...5 {
+            let ncols = types.count == 1 && types[0] != 12 ? 768 : 512
+            for nTok in [1, 2, 3, 4, 5, 9, 67, 130] {
+                if nTok > 9 && !(types.allSatisfy { [8, 6, 2, 14].contains($0) }) { continue }
                 for useAcc in [false, true] {
                     let np = types.count
                     // (a lone Q4_K: rows a multiple of 8, the repacked case; in mixes: any)
@@ -521,9 +524,9 @@ final class TypesTests: XCTestCase {
                     let aStride = (0..<np).map { p in acts[p].count / nTok }
                     let yStride = 80
                     let outs = (0..<np).map { _ in [Float](repeating: 0.25, count: nTok * yStride) }
-                    // expected: per row and token, the table's vec_dot; Q4_K: llama.cpp's repack
-                    // choice (rows % 8 == 0: gemm order for tokens in full groups of 4, else gemv;
-                    // other matrices: ggml_vec_dot_q4_K_q8_K)
+                    // expected: per row and token, the table's vec_dot whatever the batch; Q4_K
+                    // matrices with rows % 8 != 0: ggml_vec_dot_q4_K_q8_K (llama.cpp does not
+                    // repack them)
                     var want = outs
                     for p in 0..<np {
                         let tr = ek_type_traits_of(types[p])!.pointee
@@ -532,10 +535,7 @@ final class TypesTests: XCTestCase {
                             for k in 0..<nTok {
                                 let v = ws[p].withUnsafeBytes { wp in acts[p].withUnsafeBytes { ap -> Float in
                                     let wr = wp.baseAddress! + r * rb, ar = ap.baseAddress! + k * aStride[p]
-                                    if types[p] == 12 {
-                                        if rows[p] % 8 != 0 { return ek_vec_dot_q4_K_q8_K_scalar(Int64(ncols), wr, ar) }
-                                        if k < nTok - nTok % 4 { return ek_vec_dot_q4_K_q8_K_rp4_scalar(Int64(ncols), wr, ar) }
-                                    }
+                                    if types[p] == 12 && rows[p] % 8 != 0 { return ek_vec_dot_q4_K_q8_K_scalar(Int64(ncols), wr, ar) }
                                     return tr.vec_dot(Int64(ncols), wr, ar) } }
                                 if useAcc { want[p][k * yStride + r] += v } else { want[p][k * yStride + r] = v }
                             }

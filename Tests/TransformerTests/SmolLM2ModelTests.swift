@@ -8,7 +8,9 @@ import XCTest
 ///
 /// Greedy continuations and top logits: Tests/Fixtures/model/greedy-llama-cpp.json, produced by
 /// llama.cpp (llama-cpp-python 0.3.36, flash attention off — the `Llama` class default) on
-/// smollm2-135m-instruct-q8_0.gguf. Perplexity figures: llama-perplexity's protocol on
+/// smollm2-135m-instruct-q8_0.gguf, one token per llama_decode (make-greedy-decode.py): its decode
+/// arithmetic, which ours is for every batch size. (llama.cpp's own batch prompt differs from its
+/// decode by up to 0.31 in these top logits, and its greedy text then diverges in 1 of 6 prompts.) Perplexity figures: llama-perplexity's protocol on
 /// /usr/share/common-licenses/GPL-3 at ctx 512.
 final class SmolLM2ModelTests: XCTestCase {
     static var cache: String {

@@ -86,21 +86,28 @@ final class TinyModelTests: XCTestCase {
         }
     }
 
-    /// A batch on the int8 path (shorter than minBatchForBLAS) against the same tokens one at a time.
-    func testInt8BatchMatchesSingleDecodes() throws {
-        let m = try model()
-        let toks = tokens(20)
-        let a = try m.makeSession(contextLength: 64)
-        let all = try a.evaluateAll(toks)
-        let b = try m.makeSession(contextLength: 64)
-        for (i, t) in toks.enumerated() {
-            let one = Array(try b.decode(t))
-            // the batch uses llama.cpp's tinyBLAS rounding for attention, decode its vec_dot
-            // rounding: equal up to float rounding
-            XCTAssertLessThan(maxAbsDiff(all[i], one), 1e-3, "token \(i)")
+    /// Batch invariance (the default arithmetic): every token's logits are bit-identical whether
+    /// it is decoded alone or evaluated in a batch of any size.
+    func testBatchesMatchSingleDecodesBitForBit() throws {
+        let m = try model { $0.maxBatch = 64 }
+        let toks = tokens(70)
+        let b = try m.makeSession(contextLength: 80)
+        let single = try toks.map { Array(try b.decode($0)) }
+        XCTAssertEqual(b.position, 70)
+        for chunk in [2, 7, 64] {
+            let a = try m.makeSession(contextLength: 80)
+            var rows: [[Float]] = []
+            var i = 0
+            while i < toks.count {
+                let j = min(toks.count, i + chunk)
+                rows += try a.evaluateAll(Array(toks[i..<j]))
+                i = j
+            }
+            XCTAssertEqual(a.position, 70)
+            for k in 0..<70 {
+                XCTAssertEqual(rows[k].map(\.bitPattern), single[k].map(\.bitPattern), "token \(k), chunks of \(chunk)")
+            }
         }
-        XCTAssertEqual(a.position, 20)
-        XCTAssertEqual(b.position, 20)
     }
 
     /// A batch on the OpenBLAS path against single decodes. The float products sum in another

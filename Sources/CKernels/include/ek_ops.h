@@ -100,7 +100,7 @@ typedef struct {
     int64_t out_stride;
     void *out_q8;          // optional: token t at out_q8 + t*out_q8_stride bytes
     int64_t out_q8_stride;
-    float *scratch;        // per thread: scratch + ith*scratch_stride, at least 2*kv_len + 128 floats
+    float *scratch;        // per thread: scratch + ith*scratch_stride, at least 3*kv_len + 256 floats
     int64_t scratch_stride;
     int64_t n_tok, pos0;
     int64_t n_head, n_head_kv, head_dim;
@@ -119,6 +119,9 @@ void ek_attn_row(const float *q, const uint16_t *k, const uint16_t *vt, int64_t 
 
 /// ek_attn_row over positions first..<n_pos only (a sliding window), with optional score
 /// softcapping (softcap > 0: s -> softcap*tanh(s/softcap) after scaling, as gemma2 does).
+/// Test hook: 1 = the VEC attention row always uses the one-dot-at-a-time code (the batched
+/// AVX-512 version must give the same bits).
+void ek_attn_force_rowwise(int on);
 void ek_attn_row_ext(const float *q, const uint16_t *k, const uint16_t *vt, int64_t kv_len,
                      int64_t first, int64_t n_pos, int64_t head_dim, float scale, float softcap,
                      int32_t mode, float *scratch, float *out);

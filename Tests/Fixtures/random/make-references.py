@@ -3,9 +3,9 @@
 
 For each architecture: `gguf synth` writes the F32 model (deterministic), llama.cpp's
 llama_model_quantize makes Q8_0 (ftype 7) and Q4_K_M (ftype 15) from it, and llama.cpp (C API
-through llama-cpp-python 0.3.36: n_ctx 64, n_batch = n_ubatch 32, flash attention off, 2 threads,
-default F16 KV cache) evaluates a fixed 32-token sequence in one batch from an empty cache with
-logits for every token. Writes, next to this script:
+through llama-cpp-python 0.3.36: n_ctx 64, flash attention off, 2 threads,
+default F16 KV cache) decodes a fixed 32-token sequence one token at a time from an empty cache
+(llama.cpp's decode arithmetic, which EdgeAI uses for every batch size), logits for every token. Writes, next to this script:
 
   <arch>-<f32|q8_0|q4_k_m>.logits   little-endian float32, 32 x 2048 (row = position), nothing else
   manifest.json                      token ids, shapes, seeds, sha256s, llama.cpp version, per-file
@@ -112,7 +112,7 @@ class LlamaCpp:
         return ids, info
 
     def logits(self, path, ids):
-        """Logits (N_TOKENS rows of N_VOCAB floats) for `ids` evaluated in one batch."""
+        """Logits (N_TOKENS rows of N_VOCAB floats) for `ids` decoded one token at a time."""
         L = self.L
         model = L.llama_model_load_from_file(path.encode(), L.llama_model_default_params())
         if not model:
@@ -128,20 +128,21 @@ class LlamaCpp:
         if not ctx:
             sys.exit(f"make-references: llama.cpp could not create a context for {path}")
         L.llama_memory_clear(L.llama_get_memory(ctx), True)
-        batch = L.llama_batch_init(N_TOKENS, 0, 1)
-        for i, t in enumerate(ids):
-            batch.token[i] = t
-            batch.pos[i] = i
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = 0
-            batch.logits[i] = 1
-        batch.n_tokens = N_TOKENS
-        rc = L.llama_decode(ctx, batch)
-        if rc != 0:
-            sys.exit(f"make-references: llama_decode failed on {path}: {rc}")
+        # One token per llama_decode: llama.cpp's decode arithmetic (vec_dot products, the
+        # single-row attention), which EdgeAI uses for every batch size.
+        batch = L.llama_batch_init(1, 0, 1)
         rows = []
-        for i in range(N_TOKENS):
-            p = L.llama_get_logits_ith(ctx, i)
+        for i, t in enumerate(ids):
+            batch.token[0] = t
+            batch.pos[0] = i
+            batch.n_seq_id[0] = 1
+            batch.seq_id[0][0] = 0
+            batch.logits[0] = 1
+            batch.n_tokens = 1
+            rc = L.llama_decode(ctx, batch)
+            if rc != 0:
+                sys.exit(f"make-references: llama_decode failed on {path}: {rc}")
+            p = L.llama_get_logits_ith(ctx, 0)
             rows.append([p[j] for j in range(N_VOCAB)])
         L.llama_batch_free(batch)
         L.llama_free(ctx)
@@ -266,7 +267,7 @@ def main():
                        "made by make-references.py",
         "llama_cpp": f"llama-cpp-python {llama.version} (vendored llama.cpp), CPU",
         "settings": {"n_ctx": 64, "n_batch": N_TOKENS, "n_ubatch": N_TOKENS, "flash_attn_type": 0, "n_threads": 2,
-                     "kv_cache_type": "f16 (llama.cpp default)", "one batch from an empty cache": True,
+                     "kv_cache_type": "f16 (llama.cpp default)", "one token per llama_decode from an empty cache": True,
                      "logits for every token": True},
         "logits_format": "little-endian float32, n_tokens rows of n_vocab, row i = logits after token i",
         "n_tokens": N_TOKENS, "n_vocab": N_VOCAB,

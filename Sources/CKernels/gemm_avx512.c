@@ -1,0 +1,339 @@
+// Batched products (several tokens at once) with AVX-512 VNNI, giving for every (row, token)
+// exactly the bits of the table's vec_dot for that row and token, i.e. of ggml's x86 vec_dot.
+// That makes a token's result independent of the batch it is computed in (decode alone, a
+// chunk of 7, a 512-token prefill: same bits), and keeps llama.cpp's arithmetic.
+//
+// ggml's dot for the 32-element types (Q8_0, Q5_0, Q4_0 against Q8_0 activations) keeps 8
+// float lanes per output: lane l accumulates, block after block, fma(d_w * d_a, float(isum_l),
+// acc_l), where isum_l is the exact int32 sum of the 4 products of bytes 4l..4l+3; the lanes
+// are summed at the end as ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)). Q6_K (against Q8_K) keeps 8
+// int32 lanes per 256-element super-block, lane l = sum over the 8 chunks of 32 of the chunk's
+// 16-element scale times its 4-product sum at bytes 4l..4l+3, minus 32 * (the Q8_K bsums times
+// the scales, pairwise), then one fma per super-block with d_w * d_a.
+//
+// Here a zmm holds the 8 lanes of two tokens (a "pair": token 2p in the low half, 2p+1 in the
+// high half), so each instruction serves two outputs. Per call and token block the activations
+// are repacked by pair (bytes, the correction for the weights' unsigned offset, the scale
+// broadcast); per row block the weights are unpacked once into unsigned bytes plus a float
+// scale. Tiles of 4 rows x 4 pairs (32 outputs) run over all blocks of a row with the
+// accumulators in registers.
+#pragma STDC FP_CONTRACT OFF
+
+#include <immintrin.h>
+#include <stdlib.h>
+
+#include "ek_internal.h"
+#include "ek_quants.h"
+#include "include/ek_types.h"
+
+#define T5 EK_TARGET_AVX512
+
+#define TB 64    // tokens per activation pack (32 pairs)
+#define RB 32    // rows per weight unpack
+#define TR 4     // rows per register tile
+#define TP 4     // pairs per register tile
+
+// Per-thread buffers, grown on demand (the pool's threads live as long as the process).
+static _Thread_local uint8_t *g_buf[2];
+static _Thread_local size_t g_cap[2];
+static uint8_t *scratch(int k, size_t bytes) {
+    if (g_cap[k] < bytes) {
+        free(g_buf[k]);
+        const size_t cap = (bytes + 4095) & ~(size_t)4095;
+        g_buf[k] = (uint8_t *)aligned_alloc(64, cap);
+        g_cap[k] = g_buf[k] ? cap : 0;
+    }
+    return g_buf[k];
+}
+
+static inline float f16f(const uint8_t *p) { return ek_fp16_to_fp32(ek_load_u16(p)); }
+
+T5 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// [a x8 | b x8]
+T5 static inline __m512 pair_ps(float a, float b) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)), _mm256_castps_pd(_mm256_set1_ps(b)), 1));
+}
+
+// Writes (or adds) the two tokens' results of a pair accumulator.
+T5 static inline void store_pair(__m512 a, int64_t r, int64_t t, int has2, float *y, float *acc, int64_t ys) {
+    const float v0 = hsum8(_mm512_castps512_ps256(a));
+    if (acc) acc[t * ys + r] += v0; else y[t * ys + r] = v0;
+    if (has2) {
+        const float v1 = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+        if (acc) acc[(t + 1) * ys + r] += v1; else y[(t + 1) * ys + r] = v1;
+    }
+}
+
+// ---- 32-element types: Q8_0, Q5_0, Q4_0 ------------------------------------------------------
+
+// Activation pack for one pair and block: bytes of both tokens, -bias * (4-byte sums), scales.
+typedef struct { __m512i x, c; __m512 d; } pk32;
+// Weight unpack for one row and block: unsigned bytes (value + bias) and the float scale.
+typedef struct { uint8_t u[32]; float d; uint8_t pad[28]; } wk32;
+
+T5 static void unpack32(int32_t type, const uint8_t *w, int64_t nb, wk32 *o) {
+    for (int64_t b = 0; b < nb; b++, o++) {
+        __m256i u;
+        switch (type) {
+        case EK_TYPE_Q8_0: {
+            const uint8_t *p = w + 34 * b;
+            o->d = f16f(p);
+            u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), _mm256_set1_epi8((char)0x80));
+            break;
+        }
+        case EK_TYPE_Q5_0: {
+            const uint8_t *p = w + 22 * b;
+            o->d = f16f(p);
+            const __m128i v = _mm_loadu_si128((const __m128i *)(p + 6));
+            const __m256i nb4 = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+            uint32_t bits;
+            memcpy(&bits, p + 2, 4);
+            u = _mm256_mask_add_epi8(nb4, (__mmask32)bits, nb4, _mm256_set1_epi8(0x10));
+            break;
+        }
+        default: {   // Q4_0
+            const uint8_t *p = w + 18 * b;
+            o->d = f16f(p);
+            const __m128i v = _mm_loadu_si128((const __m128i *)(p + 2));
+            u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+            break;
+        }
+        }
+        _mm256_store_si256((__m256i *)o->u, u);
+    }
+}
+
+T5 static void pack32(const uint8_t *A, int64_t as, int64_t t0, int64_t nt, int64_t nb, int bias, pk32 *o) {
+    const __m256i vb = _mm256_set1_epi8((char)bias);
+    for (int64_t p = 0; p < (nt + 1) / 2; p++) {
+        const uint8_t *a0 = A + (t0 + 2 * p) * as;
+        const int has2 = 2 * p + 1 < nt;
+        const uint8_t *a1 = has2 ? a0 + as : a0;   // an odd last token is paired with itself
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *p0 = a0 + 34 * b, *p1 = a1 + 34 * b;
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(p0 + 2));
+            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(p1 + 2));
+            const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
+            pk32 *q = o + p * nb + b;
+            q->x = x;
+            q->c = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_broadcast_i64x4(vb), x));
+            q->d = pair_ps(f16f(p0), f16f(p1));
+        }
+    }
+}
+
+// Outputs for rows [r, r + nr) and pairs [p, p + np) of the pack, nr <= TR, np <= TP.
+T5 static inline void tile32(const wk32 *W, const pk32 *P, int64_t nb, int nr, int np, __m512 acc[TR][TP]) {
+    for (int i = 0; i < TR; i++)
+        for (int j = 0; j < TP; j++) acc[i][j] = _mm512_setzero_ps();
+    if (nr == TR && np == TP) {
+        for (int64_t b = 0; b < nb; b++) {
+            __m512i u[TR];
+            for (int i = 0; i < TR; i++) u[i] = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)W[i * nb + b].u));
+            for (int j = 0; j < TP; j++) {
+                const pk32 *q = P + j * nb + b;
+                const __m512i x = _mm512_load_si512(&q->x), c = _mm512_load_si512(&q->c);
+                const __m512 dx = _mm512_load_ps(&q->d);
+                for (int i = 0; i < TR; i++) {
+                    const __m512 d = _mm512_mul_ps(_mm512_set1_ps(W[i * nb + b].d), dx);
+                    acc[i][j] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, u[i], x)), acc[i][j]);
+                }
+            }
+        }
+        return;
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        for (int j = 0; j < np; j++) {
+            const pk32 *q = P + j * nb + b;
+            for (int i = 0; i < nr; i++) {
+                const __m512i u = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)W[i * nb + b].u));
+                const __m512 d = _mm512_mul_ps(_mm512_set1_ps(W[i * nb + b].d), q->d);
+                acc[i][j] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(q->c, u, q->x)), acc[i][j]);
+            }
+        }
+    }
+}
+
+T5 static void gemm32(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                      const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
+    const int64_t nb = ncols / 32;
+    const int bias = type == EK_TYPE_Q8_0 ? 128 : type == EK_TYPE_Q5_0 ? 16 : 8;
+    pk32 *P = (pk32 *)scratch(0, sizeof(pk32) * (size_t)(TB / 2) * (size_t)nb);
+    wk32 *W = (wk32 *)scratch(1, sizeof(wk32) * (size_t)RB * (size_t)nb);
+    if (!P || !W) return;
+    for (int64_t t0 = 0; t0 < ntok; t0 += TB) {
+        const int64_t nt = ntok - t0 < TB ? ntok - t0 : TB, npairs = (nt + 1) / 2;
+        pack32(A, as, t0, nt, nb, bias, P);
+        for (int64_t rb = r0; rb < r1; rb += RB) {
+            const int64_t nrb = r1 - rb < RB ? r1 - rb : RB;
+            for (int64_t i = 0; i < nrb; i++) unpack32(type, Wt + (size_t)(rb + i) * rs, nb, W + i * nb);
+            for (int64_t p = 0; p < npairs; p += TP) {
+                const int np = (int)(npairs - p < TP ? npairs - p : TP);
+                for (int64_t r = 0; r < nrb; r += TR) {
+                    const int nr = (int)(nrb - r < TR ? nrb - r : TR);
+                    __m512 acc[TR][TP];
+                    tile32(W + r * nb, P + p * nb, nb, nr, np, acc);
+                    for (int i = 0; i < nr; i++)
+                        for (int j = 0; j < np; j++) {
+                            const int64_t t = t0 + 2 * (p + j);
+                            store_pair(acc[i][j], rb + r + i, t, t + 1 < t0 + nt, y, accum, ys);
+                        }
+                }
+            }
+        }
+    }
+}
+
+// ---- Q6_K ------------------------------------------------------------------------------------
+
+// Activation pack for one pair and super-block: 8 chunks of both tokens' 32 bytes, both
+// tokens' 16 bsums, the scales broadcast.
+typedef struct { __m512i x[8]; __m512i bs; __m512 d; } pk6;
+// Weight unpack for one row and super-block: 256 unsigned values (0..63), per chunk the int16
+// scales of its two 16-element halves as dpwssd wants them (both halves of the zmm), the 16
+// scales as int16 twice (for the bsums term), the float scale.
+typedef struct { uint8_t u[256]; __m512i sc[8]; __m512i scs; float d; uint8_t pad[60]; } wk6;
+
+T5 static void unpack6(const uint8_t *w, int64_t nsb, wk6 *o) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
+    for (int64_t s = 0; s < nsb; s++, o++) {
+        const uint8_t *p = w + 210 * s;
+        for (int h = 0; h < 2; h++) {
+            const __m512i ql = _mm512_loadu_si512(p + 64 * h);
+            const __m256i qh256 = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+            const __m512i qh = _mm512_inserti64x4(_mm512_castsi256_si512(qh256), _mm256_srli_epi16(qh256, 2), 1);
+            const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_slli_epi16(_mm512_and_si512(qh, m3), 4));
+            const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                               _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(qh, 4), m3), 4));
+            _mm512_storeu_si512(o->u + 128 * h, lo);        // elements 128h + 0..63
+            _mm512_storeu_si512(o->u + 128 * h + 64, hi);   // elements 128h + 64..127
+        }
+        const int8_t *sc = (const int8_t *)(p + 192);
+        for (int c = 0; c < 8; c++) {
+            int16_t v[32];
+            for (int k = 0; k < 32; k++) v[k] = sc[2 * c + ((k & 15) >= 8)];
+            o->sc[c] = _mm512_loadu_si512(v);
+        }
+        int16_t v[32];
+        for (int k = 0; k < 32; k++) v[k] = sc[k & 15];
+        o->scs = _mm512_loadu_si512(v);
+        o->d = f16f(p + 208);
+    }
+}
+
+T5 static void pack6(const uint8_t *A, int64_t as, int64_t t0, int64_t nt, int64_t nsb, pk6 *o) {
+    for (int64_t p = 0; p < (nt + 1) / 2; p++) {
+        const uint8_t *a0 = A + (t0 + 2 * p) * as;
+        const uint8_t *a1 = 2 * p + 1 < nt ? a0 + as : a0;
+        for (int64_t s = 0; s < nsb; s++) {
+            const uint8_t *p0 = a0 + 292 * s, *p1 = a1 + 292 * s;
+            pk6 *q = o + p * nsb + s;
+            for (int c = 0; c < 8; c++)
+                q->x[c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 4 + 32 * c))),
+                                             _mm256_loadu_si256((const __m256i *)(p1 + 4 + 32 * c)), 1);
+            q->bs = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 260))),
+                                       _mm256_loadu_si256((const __m256i *)(p1 + 260)), 1);
+            float d0, d1;
+            memcpy(&d0, p0, 4);
+            memcpy(&d1, p1, 4);
+            q->d = pair_ps(d0, d1);
+        }
+    }
+}
+
+#define TP6 2   // pairs per Q6_K register tile (4 rows x 2 pairs: 8 float + 8 int accumulators)
+
+T5 static inline void tile6(const wk6 *W, const pk6 *P, int64_t nsb, int nr, int np, __m512 acc[TR][TP6]) {
+    for (int i = 0; i < TR; i++)
+        for (int j = 0; j < TP6; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m512i sumi[TR][TP6];
+        for (int i = 0; i < TR; i++)
+            for (int j = 0; j < TP6; j++) sumi[i][j] = _mm512_setzero_si512();
+        if (nr == TR && np == TP6) {
+            for (int c = 0; c < 8; c++) {
+                const __m512i x0 = _mm512_load_si512(&P[s].x[c]), x1 = _mm512_load_si512(&P[nsb + s].x[c]);
+                for (int i = 0; i < TR; i++) {
+                    const wk6 *w = W + i * nsb + s;
+                    const __m512i u = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(w->u + 32 * c)));
+                    const __m512i sc = _mm512_load_si512(&w->sc[c]);
+                    sumi[i][0] = _mm512_dpwssd_epi32(sumi[i][0], _mm512_maddubs_epi16(u, x0), sc);
+                    sumi[i][1] = _mm512_dpwssd_epi32(sumi[i][1], _mm512_maddubs_epi16(u, x1), sc);
+                }
+            }
+        } else {
+            for (int c = 0; c < 8; c++)
+                for (int j = 0; j < np; j++)
+                    for (int i = 0; i < nr; i++) {
+                        const wk6 *w = W + i * nsb + s;
+                        const __m512i u = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(w->u + 32 * c)));
+                        sumi[i][j] = _mm512_dpwssd_epi32(sumi[i][j], _mm512_maddubs_epi16(u, P[j * nsb + s].x[c]), w->sc[c]);
+                    }
+        }
+        for (int j = 0; j < np; j++) {
+            const pk6 *q = P + j * nsb + s;
+            for (int i = 0; i < nr; i++) {
+                const wk6 *w = W + i * nsb + s;
+                const __m512i sub = _mm512_slli_epi32(_mm512_madd_epi16(q->bs, w->scs), 5);
+                const __m512 d = _mm512_mul_ps(_mm512_set1_ps(w->d), q->d);
+                acc[i][j] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(sumi[i][j], sub)), acc[i][j]);
+            }
+        }
+    }
+}
+
+T5 static void gemm6(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                     const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
+    const int64_t nsb = ncols / 256;
+    pk6 *P = (pk6 *)scratch(0, sizeof(pk6) * (size_t)(TB / 2) * (size_t)nsb);
+    wk6 *W = (wk6 *)scratch(1, sizeof(wk6) * (size_t)RB * (size_t)nsb);
+    if (!P || !W) return;
+    for (int64_t t0 = 0; t0 < ntok; t0 += TB) {
+        const int64_t nt = ntok - t0 < TB ? ntok - t0 : TB, npairs = (nt + 1) / 2;
+        pack6(A, as, t0, nt, nsb, P);
+        for (int64_t rb = r0; rb < r1; rb += RB) {
+            const int64_t nrb = r1 - rb < RB ? r1 - rb : RB;
+            for (int64_t i = 0; i < nrb; i++) unpack6(Wt + (size_t)(rb + i) * rs, nsb, W + i * nsb);
+            for (int64_t p = 0; p < npairs; p += TP6) {
+                const int np = (int)(npairs - p < TP6 ? npairs - p : TP6);
+                for (int64_t r = 0; r < nrb; r += TR) {
+                    const int nr = (int)(nrb - r < TR ? nrb - r : TR);
+                    __m512 acc[TR][TP6];
+                    tile6(W + r * nsb, P + p * nsb, nsb, nr, np, acc);
+                    for (int i = 0; i < nr; i++)
+                        for (int j = 0; j < np; j++) {
+                            const int64_t t = t0 + 2 * (p + j);
+                            store_pair(acc[i][j], rb + r + i, t, t + 1 < t0 + nt, y, accum, ys);
+                        }
+                }
+            }
+        }
+    }
+}
+
+// ---- entry -----------------------------------------------------------------------------------
+
+int ek_gemm_supported_avx512(int32_t type) {
+    return type == EK_TYPE_Q8_0 || type == EK_TYPE_Q5_0 || type == EK_TYPE_Q4_0 || type == EK_TYPE_Q6_K;
+}
+
+T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                      const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+    if (!ek_gemm_supported_avx512(type) || ntok < 1 || r0 >= r1) return 0;
+    // Allocation failure of the (small) per-thread buffers: report "not done", the caller
+    // falls back to vec_dot.
+    if (type == EK_TYPE_Q6_K) {
+        if (!scratch(0, sizeof(pk6) * (TB / 2) * (size_t)(ncols / 256)) || !scratch(1, sizeof(wk6) * RB * (size_t)(ncols / 256))) return 0;
+        gemm6((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
+    } else {
+        if (!scratch(0, sizeof(pk32) * (TB / 2) * (size_t)(ncols / 32)) || !scratch(1, sizeof(wk32) * RB * (size_t)(ncols / 32))) return 0;
+        gemm32(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
+    }
+    return 1;
+}
