@@ -12,12 +12,12 @@ float ek_f32_tail_ggml(const float *w, const float *a, int64_t i, int64_t n, flo
 // bytes, a multiple of 4*rs; the caller primes the first `dist` bytes.
 typedef void (*ek_rows_fn)(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
 void ek_rows_q4_K_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
-// Batched products (gemm_avx512.c): for Q8_0, Q5_0, Q4_0 and Q6_K, rows [r0, r1) x ntok tokens
+// Batched products (gemm_avx512.c): for Q8_0, Q5_0, Q4_0, Q6_K and Q4_K (rows % 8 == 0), rows [r0, r1) x ntok tokens
 // with every result equal to the table's vec_dot bits. Returns 0 (nothing done) for other types
 // or when its per-thread buffers cannot be allocated.
 int ek_gemm_supported_avx512(int32_t type);
 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
-                   const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
+                   const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys, int64_t rows);
 void ek_rows_q6_K_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
 void ek_rows_q5_0_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
 void ek_rows_q4_0_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);

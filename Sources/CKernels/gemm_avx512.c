@@ -317,15 +317,164 @@ T5 static void gemm6(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64
     }
 }
 
+
+// ---- Q4_K in llama.cpp's repacked gemv order -------------------------------------------------
+// Per super-block the exact integers I = sum_j sc_j * (sum of q*a over sub-block j) and
+// M = sum_j mn_j * (bsum_2j + bsum_2j+1), then acc = fma(float(I), d*d_a, acc) and
+// accm = fma(float(M), dmin*d_a, accm); the result is acc - accm (ek_vec_dot_q4_K_q8_K_rp).
+// Here the 16 lanes of a zmm are 16 tokens: the activations are transposed per 4-byte group,
+// each weight group of 4 nibbles is broadcast, and vpdpbusd accumulates a sub-block's sums.
+
+typedef struct { __m512i a[64]; __m512i b[8]; __m512 d; } pk4;                // 16 tokens, one super-block
+typedef struct { uint32_t u[64]; int32_t sc[8], mn[8]; float d, dmin; uint8_t pad[56]; } wk4;   // one row, one super-block
+
+static void unpack4(const uint8_t *w, int64_t nsb, wk4 *o) {
+    for (int64_t s = 0; s < nsb; s++, o++) {
+        const uint8_t *p = w + 144 * s;
+        uint8_t v[256];
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 32; l++) {
+                v[64 * j + l] = p[16 + 32 * j + l] & 0x0f;
+                v[64 * j + 32 + l] = p[16 + 32 * j + l] >> 4;
+            }
+        memcpy(o->u, v, 256);
+        uint32_t sm[3], u[4];
+        memcpy(sm, p + 4, 12);
+        u[0] = sm[0] & 0x3f3f3f3fu;
+        u[1] = (sm[2] & 0x0f0f0f0fu) | (((sm[0] >> 6) & 0x03030303u) << 4);
+        u[2] = sm[1] & 0x3f3f3f3fu;
+        u[3] = ((sm[2] >> 4) & 0x0f0f0f0fu) | (((sm[1] >> 6) & 0x03030303u) << 4);
+        const uint8_t *b = (const uint8_t *)u;   // scales b[0..7], mins b[8..15]
+        for (int j = 0; j < 8; j++) { o->sc[j] = b[j]; o->mn[j] = b[8 + j]; }
+        o->d = f16f(p);
+        o->dmin = f16f(p + 2);
+    }
+}
+
+T5 static void pack4(const uint8_t *A, int64_t as, int64_t t0, int64_t nt, int64_t nsb, pk4 *o) {
+    // lanes past the last token repeat it (their results are not stored)
+    int32_t off[16];
+    for (int l = 0; l < 16; l++) off[l] = (int32_t)((l < nt ? l : nt - 1) * as);
+    const __m512i vo = _mm512_loadu_si512(off);
+    const uint8_t *base = A + t0 * as;
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *b = base + 292 * s;
+        pk4 *q = o + s;
+        for (int g = 0; g < 64; g++) q->a[g] = _mm512_i32gather_epi32(vo, (const void *)(b + 4 + 4 * g), 1);
+        q->d = _mm512_i32gather_ps(vo, (const void *)b, 1);
+        for (int j = 0; j < 8; j++) {
+            int32_t v[16];
+            for (int l = 0; l < 16; l++) {
+                int16_t b0, b1;
+                const uint8_t *t = b + off[l] + 260 + 4 * j;
+                memcpy(&b0, t, 2);
+                memcpy(&b1, t + 2, 2);
+                v[l] = (int32_t)b0 + (int32_t)b1;
+            }
+            q->b[j] = _mm512_loadu_si512(v);
+        }
+    }
+}
+
+// rows r, r+1 (nr of them) x token blocks P, P+nsb (np of them)
+T5 static inline void tile4k(const wk4 *W, const pk4 *P, int64_t nsb, int nr, int np, __m512 out[2][2]) {
+    __m512 acc[2][2], accm[2][2];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) acc[i][j] = accm[i][j] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m512i I[2][2];
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) I[i][j] = _mm512_setzero_si512();
+        const wk4 *w0 = W + s, *w1 = W + (nr > 1 ? nsb : 0) + s;
+        const pk4 *p0 = P + s, *p1 = P + (np > 1 ? nsb : 0) + s;
+        for (int sb = 0; sb < 8; sb++) {
+            __m512i S00 = _mm512_setzero_si512(), S01 = S00, S10 = S00, S11 = S00;
+            for (int g = 8 * sb; g < 8 * sb + 8; g++) {
+                const __m512i x0 = _mm512_load_si512(&p0->a[g]), x1 = _mm512_load_si512(&p1->a[g]);
+                const __m512i u0 = _mm512_set1_epi32((int)w0->u[g]), u1 = _mm512_set1_epi32((int)w1->u[g]);
+                S00 = _mm512_dpbusd_epi32(S00, u0, x0);
+                S01 = _mm512_dpbusd_epi32(S01, u0, x1);
+                S10 = _mm512_dpbusd_epi32(S10, u1, x0);
+                S11 = _mm512_dpbusd_epi32(S11, u1, x1);
+            }
+            const __m512i c0 = _mm512_set1_epi32(w0->sc[sb]), c1 = _mm512_set1_epi32(w1->sc[sb]);
+            I[0][0] = _mm512_add_epi32(I[0][0], _mm512_mullo_epi32(S00, c0));
+            I[0][1] = _mm512_add_epi32(I[0][1], _mm512_mullo_epi32(S01, c0));
+            I[1][0] = _mm512_add_epi32(I[1][0], _mm512_mullo_epi32(S10, c1));
+            I[1][1] = _mm512_add_epi32(I[1][1], _mm512_mullo_epi32(S11, c1));
+        }
+        for (int i = 0; i < 2; i++) {
+            const wk4 *w = i == 0 ? w0 : w1;
+            for (int j = 0; j < 2; j++) {
+                const pk4 *p = j == 0 ? p0 : p1;
+                __m512i M = _mm512_setzero_si512();
+                for (int sb = 0; sb < 8; sb++) M = _mm512_add_epi32(M, _mm512_mullo_epi32(_mm512_set1_epi32(w->mn[sb]), p->b[sb]));
+                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[i][j]), _mm512_mul_ps(_mm512_set1_ps(w->d), p->d), acc[i][j]);
+                accm[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M), _mm512_mul_ps(_mm512_set1_ps(w->dmin), p->d), accm[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) out[i][j] = _mm512_sub_ps(acc[i][j], accm[i][j]);
+}
+
+#define TB4 128   // tokens per Q4_K activation pack (8 blocks of 16)
+
+T5 static void gemm4k(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                      const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
+    const int64_t nsb = ncols / 256;
+    pk4 *P = (pk4 *)scratch(0, sizeof(pk4) * (size_t)(TB4 / 16) * (size_t)nsb);
+    wk4 *W = (wk4 *)scratch(1, sizeof(wk4) * (size_t)RB * (size_t)nsb);
+    if (!P || !W) return;
+    for (int64_t t0 = 0; t0 < ntok; t0 += TB4) {
+        const int64_t nt = ntok - t0 < TB4 ? ntok - t0 : TB4, nblk = (nt + 15) / 16;
+        for (int64_t k = 0; k < nblk; k++) {
+            const int64_t bt = nt - 16 * k < 16 ? nt - 16 * k : 16;
+            pack4(A, as, t0 + 16 * k, bt, nsb, P + k * nsb);
+        }
+        for (int64_t rb = r0; rb < r1; rb += RB) {
+            const int64_t nrb = r1 - rb < RB ? r1 - rb : RB;
+            for (int64_t i = 0; i < nrb; i++) unpack4(Wt + (size_t)(rb + i) * rs, nsb, W + i * nsb);
+            for (int64_t k = 0; k < nblk; k += 2) {
+                const int np = nblk - k < 2 ? 1 : 2;
+                for (int64_t r = 0; r < nrb; r += 2) {
+                    const int nr = nrb - r < 2 ? 1 : 2;
+                    __m512 out[2][2];
+                    tile4k(W + r * nsb, P + k * nsb, nsb, nr, np, out);
+                    for (int i = 0; i < nr; i++)
+                        for (int j = 0; j < np; j++) {
+                            float v[16];
+                            _mm512_storeu_ps(v, out[i][j]);
+                            const int64_t tb = t0 + 16 * (k + j), cnt = nt - 16 * (k + j) < 16 ? nt - 16 * (k + j) : 16;
+                            const int64_t row = rb + r + i;
+                            for (int64_t l = 0; l < cnt; l++) {
+                                if (accum) accum[(tb + l) * ys + row] += v[l];
+                                else y[(tb + l) * ys + row] = v[l];
+                            }
+                        }
+                }
+            }
+        }
+    }
+}
+
 // ---- entry -----------------------------------------------------------------------------------
 
 int ek_gemm_supported_avx512(int32_t type) {
-    return type == EK_TYPE_Q8_0 || type == EK_TYPE_Q5_0 || type == EK_TYPE_Q4_0 || type == EK_TYPE_Q6_K;
+    return type == EK_TYPE_Q8_0 || type == EK_TYPE_Q5_0 || type == EK_TYPE_Q4_0 || type == EK_TYPE_Q6_K ||
+           type == EK_TYPE_Q4_K;
 }
 
 T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
-                      const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+                      const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys, int64_t rows) {
     if (!ek_gemm_supported_avx512(type) || ntok < 1 || r0 >= r1) return 0;
+    if (type == EK_TYPE_Q4_K) {
+        // only matrices llama.cpp repacks (rows % 8 == 0: the gemv order); others keep vec_dot
+        if (rows % 8 != 0 || (as % 4) != 0) return 0;
+        if (!scratch(0, sizeof(pk4) * (TB4 / 16) * (size_t)(ncols / 256)) || !scratch(1, sizeof(wk4) * RB * (size_t)(ncols / 256))) return 0;
+        gemm4k((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
+        return 1;
+    }
     // Allocation failure of the (small) per-thread buffers: report "not done", the caller
     // falls back to vec_dot.
     if (type == EK_TYPE_Q6_K) {

@@ -153,7 +153,7 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     }
     // Batches on AVX-512 VNNI: the tiled kernels (same bits as vec_dot per row and token).
     if (ntok > 1 && current_level() == 2 &&
-        ek_gemm_avx512(t->type[p], t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys))
+        ek_gemm_avx512(t->type[p], t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys, t->rows[p]))
         return;
     // Q4_K: llama.cpp repacks matrices with rows % 8 == 0 (q4_K_8x8_q8_K) and multiplies them
     // with its gemv for single tokens (the table's vec_dot) and its gemm for groups of 4 tokens
