@@ -153,6 +153,14 @@ final class Gemma3ModelTests: XCTestCase {
     }
 
     /// llama-perplexity's protocol on GPL-3 at ctx 512: within 0.5% of llama.cpp's 13.9062.
+    /// Q4_K, Q5_0, Q6_K and Q8_0 matrices, sliding-window layers: one batch of 150 tokens, chunks
+    /// of 7 and single decodes give the same bits.
+    func testBatchInvariance() throws {
+        let (file, m) = try model()
+        let text = try String(contentsOfFile: "/usr/share/common-licenses/GPL-3", encoding: .utf8)
+        try assertBatchInvariant(m, Array(try Tokenizer(gguf: file).encode(text, addSpecial: true).prefix(150)))
+    }
+
     func testPerplexityMatchesLlamaCpp() throws {
         let (file, m) = try model()
         let ppl = try SmolLM2ModelTests.perplexity(file: file, model: m, text: "/usr/share/common-licenses/GPL-3", ctx: 512)

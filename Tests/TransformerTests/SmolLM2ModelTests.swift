@@ -121,11 +121,41 @@ final class SmolLM2ModelTests: XCTestCase {
         XCTAssertEqual(ppl, expected, accuracy: expected * 0.01)
     }
 
+    /// 150 tokens of text (past the batched kernels' 64-token blocks): one batch, chunks of 7 and
+    /// single decodes give the same bits, on Q8_0 and on the Q4_1 original.
+    func testBatchInvariance() throws {
+        for name in ["smollm2-135m-instruct-q8_0.gguf", "SmolLM2-135M-Instruct.Q4_1.gguf"] {
+            let (file, m) = try model(name)
+            let text = try String(contentsOfFile: "/usr/share/common-licenses/GPL-3", encoding: .utf8)
+            let ids = Array(try Tokenizer(gguf: file).encode(text, addSpecial: true).prefix(150))
+            try assertBatchInvariant(m, ids)
+        }
+    }
+
     func testPerplexityQ8_0() throws {
         try perplexity("smollm2-135m-instruct-q8_0.gguf", expected: 18.350)
     }
 
     func testPerplexityQ4_1() throws {
         try perplexity("SmolLM2-135M-Instruct.Q4_1.gguf", expected: 18.391)
+    }
+}
+
+/// A token's logits are bit-identical whether it is decoded alone, evaluated in chunks of 7, or in
+/// one batch (the model's default arithmetic): rows of `tokens` evaluated all three ways.
+func assertBatchInvariant(_ m: TransformerModel, _ tokens: [Int32], file: StaticString = #filePath, line: UInt = #line) throws {
+    let whole = try m.makeSession(contextLength: tokens.count).evaluateAll(tokens)
+    for chunk in [7, 1] {
+        let s = try m.makeSession(contextLength: tokens.count)
+        var i = 0
+        while i < tokens.count {
+            let j = min(tokens.count, i + chunk)
+            let rows = chunk == 1 ? [Array(try s.decode(tokens[i]))] : try s.evaluateAll(Array(tokens[i..<j]))
+            for (k, row) in rows.enumerated() where row.map(\.bitPattern) != whole[i + k].map(\.bitPattern) {
+                XCTFail("token \(i + k): chunks of \(chunk) differ from one batch of \(tokens.count)", file: file, line: line)
+                return
+            }
+            i = j
+        }
     }
 }
