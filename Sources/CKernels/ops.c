@@ -1023,7 +1023,7 @@ void ek_rope_neox(float *x, int64_t n_heads, int64_t head_stride, int64_t n_dims
 
 // ggml computes GELU (tanh form) through a table indexed by the input rounded to a half, whose
 // entries are the halves of gelu(that half): built once, on first use.
-static uint16_t gelu_table[1 << 16];
+static uint16_t gelu_table[(1 << 16) + 2];   // +2: the AVX-512 gather reads 4 bytes per entry
 static atomic_int gelu_table_state;   // 0 = not built, 1 = building, 2 = ready
 
 static void gelu_table_build(void) {
@@ -1039,9 +1039,32 @@ static void gelu_table_build(void) {
     while (atomic_load(&gelu_table_state) != 2) { }
 }
 
+#if EK_X86
+// 16 at a time: the input rounded to a half (vcvtps2ph, round to nearest even, as
+// ek_fp32_to_fp16), the table entry gathered, widened exactly; the same bits as the scalar loop.
+T_AVX512 static int64_t gelu_mul_avx512(float *out, const float *gate, const float *up, int64_t n) {
+    int64_t i = 0;
+    const __m512 lo = _mm512_set1_ps(-10.0f), hi = _mm512_set1_ps(10.0f);
+    for (; i + 16 <= n; i += 16) {
+        const __m512 x = _mm512_loadu_ps(gate + i), u = _mm512_loadu_ps(up + i);
+        const __m512i idx = _mm512_cvtepu16_epi32(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        const __m512i g = _mm512_i32gather_epi32(idx, (const void *)gelu_table, 2);
+        __m512 r = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)), u);
+        r = _mm512_mask_mul_ps(r, _mm512_cmp_ps_mask(x, hi, _CMP_GE_OQ), x, u);
+        r = _mm512_maskz_mov_ps(~_mm512_cmp_ps_mask(x, lo, _CMP_LE_OQ), r);
+        _mm512_storeu_ps(out + i, r);
+    }
+    return i;
+}
+#endif
+
 void ek_gelu_mul_f32(float *out, const float *gate, const float *up, int64_t n) {
     if (atomic_load_explicit(&gelu_table_state, memory_order_acquire) != 2) gelu_table_build();
-    for (int64_t i = 0; i < n; i++) {
+    int64_t i0 = 0;
+#if EK_X86
+    if (level() == LVL_AVX512) i0 = gelu_mul_avx512(out, gate, up, n);
+#endif
+    for (int64_t i = i0; i < n; i++) {
         const float x = gate[i];
         if (x <= -10.0f) out[i] = 0.0f;
         else if (x >= 10.0f) out[i] = x * up[i];

@@ -272,7 +272,7 @@ final class Forward {
             let slot = s.act + formats.count * s.rows * s.actRowBytes
             let rowBytes = Int(ek_row_bytes(fmt, Int64(cols)))
             let fromFloat = ek_type_traits_of(fmt).pointee.from_float!
-            for t in 0..<n { fromFloat(src + t * srcStride, slot + t * rowBytes, Int64(cols)) }
+            forEachRow(n) { t in fromFloat(src + t * srcStride, slot + t * rowBytes, Int64(cols)) }
             formats.append(fmt)
             act.append(UnsafeRawPointer(slot)); actStride.append(rowBytes)
         }
@@ -443,11 +443,12 @@ final class Forward {
 
     // MARK: - Helpers
 
-    /// body(i) for the n rows of the step: split across the pool for BLAS batches, inline otherwise.
+    /// body(i) for the n rows of the step: split across the pool for batches, inline for one row.
+    /// (Rows are independent: the split does not change any row's arithmetic.)
     @inline(__always)
     private func forEachRow(_ count: Int? = nil, _ body: (Int) -> Void) {
         let n = count ?? self.n
-        if blas && n > 1 {
+        if n > 1 {
             pool.run { ith, nth in
                 for i in (n * ith / nth)..<(n * (ith + 1) / nth) { body(i) }
             }

@@ -125,6 +125,20 @@ final class OpsPathTests: XCTestCase {
         }
     }
 
+    func testGeluAllPathsEqualScalar() {
+        var g = randomFloats(1000, scale: 6)
+        g += [0, -0.0, -10, 10, -9.999, 9.999, -10.001, 10.001, 65504, -70000, 1e-8, 3.14159]
+        let u = randomFloats(g.count)
+        XCTAssertEqual(ek_ops_force_impl(0), 0)
+        var want = [Float](repeating: 0, count: g.count)
+        ek_gelu_mul_f32(&want, g, u, Int64(g.count))
+        forEachLevel { lv in
+            var got = [Float](repeating: .nan, count: g.count)
+            ek_gelu_mul_f32(&got, g, u, Int64(g.count))
+            XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "level \(lv)")
+        }
+    }
+
     func testExpSiluRopeAllPathsEqualScalar() {
         let n = 1000
         var x = randomFloats(n, scale: 8)
