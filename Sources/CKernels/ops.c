@@ -639,86 +639,138 @@ T_AVX512 static inline __m512 reduce16x16_avx512(const __m512 v[16]) {
     return _mm512_permutexvar_ps(idx, r);
 }
 
-// The llama.cpp attention of one query row (EK_ATTN_GGML_VEC: dotv_f16_avx512; seq, i.e.
-// EK_ATTN_GGML_TINYBLAS: dots_f16_avx512; then softmax_f16_avx512), as ek_attn_row_ext
-// computes it one dot at a time, bit for bit, 16 scores and 16 output dimensions at a time. Needs hd % 64 == 0 and hd <= 256. Scratch: n_pos + 64 floats
-// of scores, then roundup(n_pos, 64) halves of probabilities, then roundup(n_pos, 64) floats.
-T_AVX512 static void attn_row_vec_avx512(const uint16_t *qh, const uint16_t *k, const uint16_t *vt, int64_t kv_len,
-                                         int64_t n_pos, int64_t hd, float scale, float softcap, int seq,
-                                         float *scratch, float *out) {
-    float *s = scratch;
-    uint16_t *p = (uint16_t *)(scratch + kv_len + 64);
-    float *pf = scratch + kv_len + 64 + (kv_len + 64) / 2 + 32;
-    const int64_t nq = hd / 16;
-    __m512 qf[16];
-    for (int64_t c = 0; c < nq; c++) qf[c] = LDH512(qh + 16 * c);
-    // scores: dotv(k_j, q, hd, 0) * scale
+// The llama.cpp attention (EK_ATTN_GGML_VEC: dotv_f16_avx512; seq, i.e. EK_ATTN_GGML_TINYBLAS:
+// dots_f16_avx512; then softmax_f16_avx512) of the G query heads that share one KV head, for one
+// token, as ek_attn_row_ext computes each head one dot at a time, bit for bit: 16 scores and 16
+// output dimensions at a time, each K/V chunk converted once for the G heads. Needs hd % 64 == 0
+// and hd <= 256. Scratch per head (EK_ATTN_GROUP_SCRATCH(kv_len) floats): n_pos + 64 floats of
+// scores, roundup(n_pos, 64) halves of probabilities, roundup(n_pos, 64) floats of them.
+#define EK_ATTN_HEAD_SCRATCH(kv_len) (3 * (kv_len) + 256)
+static inline __attribute__((always_inline)) void attn_group_body(
+    const float *q, int64_t q_head_stride, const uint16_t *k, const uint16_t *vt, int64_t kv_len, int64_t n_pos,
+    int64_t hd, float scale, float softcap, int seq, float *scratch, float *out, int64_t out_head_stride, const int G);
+
+T_AVX512 static inline __attribute__((always_inline)) void attn_group_body(
+    const float *q, int64_t q_head_stride, const uint16_t *k, const uint16_t *vt, int64_t kv_len, int64_t n_pos,
+    int64_t hd, float scale, float softcap, int seq, float *scratch, float *out, int64_t out_head_stride, const int G) {
+    const int64_t hs = EK_ATTN_HEAD_SCRATCH(kv_len);
+    float qf[8][256] __attribute__((aligned(64)));   // q rounded to halves, as floats
+    for (int g = 0; g < G; g++) {
+        uint16_t qh[256];
+        ek_f32_to_f16_row(q + g * q_head_stride, qh, hd);
+        for (int64_t c = 0; c < hd; c += 16) _mm512_store_ps(&qf[g][c], LDH512(qh + c));
+    }
+    __m512 V[8][16];
+    // scores
     for (int64_t j0 = 0; j0 < n_pos; j0 += 16) {
-        __m512 v[16];
         const int64_t m = n_pos - j0 < 16 ? n_pos - j0 : 16;
         for (int64_t kk = 0; kk < 16; kk++) {
-            if (kk >= m) { v[kk] = _mm512_setzero_ps(); continue; }
-            const uint16_t *x = k + (j0 + kk) * hd;
-            if (seq) {   // dots_f16_avx512: one accumulator
-                __m512 a = _mm512_setzero_ps();
-                for (int64_t c = 0; c < nq; c++) a = _mm512_fmadd_ps(LDH512(x + 16 * c), qf[c], a);
-                v[kk] = a;
+            if (kk >= m) {
+                for (int g = 0; g < G; g++) V[g][kk] = _mm512_setzero_ps();
                 continue;
             }
-            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            for (int64_t i = 0; i < hd; i += 64) {
-                s0 = _mm512_fmadd_ps(LDH512(x + i), qf[i / 16], s0);
-                s1 = _mm512_fmadd_ps(LDH512(x + i + 16), qf[i / 16 + 1], s1);
-                s2 = _mm512_fmadd_ps(LDH512(x + i + 32), qf[i / 16 + 2], s2);
-                s3 = _mm512_fmadd_ps(LDH512(x + i + 48), qf[i / 16 + 3], s3);
+            const uint16_t *x = k + (j0 + kk) * hd;
+            __m512 a[8][4];
+            for (int g = 0; g < G; g++)
+                for (int c = 0; c < 4; c++) a[g][c] = _mm512_setzero_ps();
+            if (seq) {
+                for (int64_t i = 0; i < hd; i += 16) {
+                    const __m512 kc = LDH512(x + i);
+                    for (int g = 0; g < G; g++) a[g][0] = _mm512_fmadd_ps(kc, _mm512_load_ps(&qf[g][i]), a[g][0]);
+                }
+                for (int g = 0; g < G; g++) V[g][kk] = a[g][0];
+            } else {
+                for (int64_t i = 0; i < hd; i += 64)
+                    for (int c = 0; c < 4; c++) {
+                        const __m512 kc = LDH512(x + i + 16 * c);
+                        for (int g = 0; g < G; g++) a[g][c] = _mm512_fmadd_ps(kc, _mm512_load_ps(&qf[g][i + 16 * c]), a[g][c]);
+                    }
+                for (int g = 0; g < G; g++) V[g][kk] = _mm512_add_ps(_mm512_add_ps(a[g][0], a[g][2]), _mm512_add_ps(a[g][1], a[g][3]));
             }
-            v[kk] = _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3));
         }
-        const __m512 r = _mm512_mul_ps(reduce16x16_avx512(v), _mm512_set1_ps(scale));
-        _mm512_mask_storeu_ps(s + j0, (__mmask16)((1u << m) - 1u), r);
+        for (int g = 0; g < G; g++) {
+            const __m512 r = _mm512_mul_ps(reduce16x16_avx512(V[g]), _mm512_set1_ps(scale));
+            _mm512_mask_storeu_ps(scratch + g * hs + j0, (__mmask16)((1u << m) - 1u), r);
+        }
     }
-    if (softcap > 0.0f) {
-        const float inv_cap = 1.0f / softcap;
-        for (int64_t i = 0; i < n_pos; i++) s[i] = softcap * tanhf(s[i] * inv_cap);
-    }
-    softmax_f16_avx512_fwd(s, n_pos, p);
-    // probabilities as floats (exact), zero up to the next 64
     const int64_t n64 = (n_pos + 63) & ~(int64_t)63;
-    for (int64_t i = 0; i < n64; i += 16) {
-        const int64_t r = n_pos - i;
-        _mm512_storeu_ps(pf + i, r > 0 ? ldh512_part(p + i, r) : _mm512_setzero_ps());
+    for (int g = 0; g < G; g++) {
+        float *sc = scratch + g * hs;
+        uint16_t *ph = (uint16_t *)(sc + kv_len + 64);
+        float *pf = sc + kv_len + 64 + (kv_len + 64) / 2 + 32;
+        if (softcap > 0.0f) {
+            const float inv_cap = 1.0f / softcap;
+            for (int64_t i = 0; i < n_pos; i++) sc[i] = softcap * tanhf(sc[i] * inv_cap);
+        }
+        softmax_f16_avx512(sc, n_pos, ph);
+        for (int64_t i = 0; i < n64; i += 16) {   // probabilities as floats (exact), zero up to the next 64
+            const int64_t r = n_pos - i;
+            _mm512_storeu_ps(pf + i, r > 0 ? ldh512_part(ph + i, r) : _mm512_setzero_ps());
+        }
     }
-    // out[d] = dotv(vt_d, p, n_pos, 1)
+    // out[d] = dotv(vt_d, p, n_pos, 1) (seq: dots(vt_d, p, n_pos))
     const int64_t np = n_pos & ~(int64_t)63, rem = n_pos - np;
+    const float *pf0 = scratch + kv_len + 64 + (kv_len + 64) / 2 + 32;
     for (int64_t d0 = 0; d0 < hd; d0 += 16) {
-        __m512 v[16];
         for (int64_t dd = 0; dd < 16; dd++) {
             const uint16_t *x = vt + (d0 + dd) * kv_len;
-            if (seq) {   // dots_f16_avx512: one accumulator, a masked last step
-                __m512 a = _mm512_setzero_ps();
+            __m512 a[8][4];
+            for (int g = 0; g < G; g++)
+                for (int c = 0; c < 4; c++) a[g][c] = _mm512_setzero_ps();
+            if (seq) {
                 int64_t i = 0;
-                for (; i + 16 <= n_pos; i += 16) a = _mm512_fmadd_ps(LDH512(x + i), _mm512_loadu_ps(pf + i), a);
-                if (i < n_pos) a = _mm512_fmadd_ps(ldh512_part(x + i, n_pos - i), _mm512_loadu_ps(pf + i), a);
-                v[dd] = a;
+                for (; i + 16 <= n_pos; i += 16) {
+                    const __m512 vc = LDH512(x + i);
+                    for (int g = 0; g < G; g++) a[g][0] = _mm512_fmadd_ps(vc, _mm512_loadu_ps(pf0 + g * hs + i), a[g][0]);
+                }
+                if (i < n_pos) {
+                    const __m512 vc = ldh512_part(x + i, n_pos - i);
+                    for (int g = 0; g < G; g++) a[g][0] = _mm512_fmadd_ps(vc, _mm512_loadu_ps(pf0 + g * hs + i), a[g][0]);
+                }
+                for (int g = 0; g < G; g++) V[g][dd] = a[g][0];
                 continue;
             }
-            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            for (int64_t i = 0; i < np; i += 64) {
-                s0 = _mm512_fmadd_ps(LDH512(x + i), _mm512_loadu_ps(pf + i), s0);
-                s1 = _mm512_fmadd_ps(LDH512(x + i + 16), _mm512_loadu_ps(pf + i + 16), s1);
-                s2 = _mm512_fmadd_ps(LDH512(x + i + 32), _mm512_loadu_ps(pf + i + 32), s2);
-                s3 = _mm512_fmadd_ps(LDH512(x + i + 48), _mm512_loadu_ps(pf + i + 48), s3);
+            for (int64_t i = 0; i < np; i += 64)
+                for (int c = 0; c < 4; c++) {
+                    const __m512 vc = LDH512(x + i + 16 * c);
+                    for (int g = 0; g < G; g++) a[g][c] = _mm512_fmadd_ps(vc, _mm512_loadu_ps(pf0 + g * hs + i + 16 * c), a[g][c]);
+                }
+            for (int c = 0; c < 4 && rem > 16 * c; c++) {
+                const __m512 vc = ldh512_part(x + np + 16 * c, rem - 16 * c);
+                for (int g = 0; g < G; g++) a[g][c] = _mm512_fmadd_ps(vc, _mm512_loadu_ps(pf0 + g * hs + np + 16 * c), a[g][c]);
             }
-            if (rem > 0) {
-                s0 = _mm512_fmadd_ps(ldh512_part(x + np, rem), _mm512_loadu_ps(pf + np), s0);
-                if (rem > 16) s1 = _mm512_fmadd_ps(ldh512_part(x + np + 16, rem - 16), _mm512_loadu_ps(pf + np + 16), s1);
-                if (rem > 32) s2 = _mm512_fmadd_ps(ldh512_part(x + np + 32, rem - 32), _mm512_loadu_ps(pf + np + 32), s2);
-                if (rem > 48) s3 = _mm512_fmadd_ps(ldh512_part(x + np + 48, rem - 48), _mm512_loadu_ps(pf + np + 48), s3);
-            }
-            v[dd] = _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3));
+            for (int g = 0; g < G; g++) V[g][dd] = _mm512_add_ps(_mm512_add_ps(a[g][0], a[g][2]), _mm512_add_ps(a[g][1], a[g][3]));
         }
-        _mm512_storeu_ps(out + d0, reduce16x16_avx512(v));
+        for (int g = 0; g < G; g++) _mm512_storeu_ps(out + g * out_head_stride + d0, reduce16x16_avx512(V[g]));
     }
+}
+
+#define EK_ATTN_GROUP_FN(G)                                                                                        \
+    T_AVX512 static void attn_group##G(const float *q, int64_t qs, const uint16_t *k, const uint16_t *vt,           \
+                                       int64_t kv_len, int64_t n_pos, int64_t hd, float scale, float softcap,      \
+                                       int seq, float *scratch, float *out, int64_t os) {                          \
+        attn_group_body(q, qs, k, vt, kv_len, n_pos, hd, scale, softcap, seq, scratch, out, os, G);               \
+    }
+EK_ATTN_GROUP_FN(1)
+EK_ATTN_GROUP_FN(2)
+EK_ATTN_GROUP_FN(3)
+EK_ATTN_GROUP_FN(4)
+EK_ATTN_GROUP_FN(5)
+EK_ATTN_GROUP_FN(6)
+EK_ATTN_GROUP_FN(7)
+EK_ATTN_GROUP_FN(8)
+
+// G (1..8) heads sharing a KV head; 0 if G is out of range.
+T_AVX512 static int attn_group_avx512(int G, const float *q, int64_t qs, const uint16_t *k, const uint16_t *vt,
+                                      int64_t kv_len, int64_t n_pos, int64_t hd, float scale, float softcap, int seq,
+                                      float *scratch, float *out, int64_t os) {
+    typedef void (*fn)(const float *, int64_t, const uint16_t *, const uint16_t *, int64_t, int64_t, int64_t, float,
+                       float, int, float *, float *, int64_t);
+    static const fn fns[8] = {attn_group1, attn_group2, attn_group3, attn_group4,
+                              attn_group5, attn_group6, attn_group7, attn_group8};
+    if (G < 1 || G > 8) return 0;
+    fns[G - 1](q, qs, k, vt, kv_len, n_pos, hd, scale, softcap, seq, scratch, out, os);
+    return 1;
 }
 
 T_AVX512 static void softmax_f16_avx512(const float *s, int64_t n, uint16_t *p) {
@@ -920,7 +972,7 @@ void ek_attn_row(const float *q, const uint16_t *k, const uint16_t *vt, int64_t 
     ek_attn_row_ext(q, k, vt, kv_len, 0, n_pos, hd, scale, 0.0f, mode, scratch, out);
 }
 
-// Test hook: 1 = never use attn_row_vec_avx512 (compare it with the row-by-row dot products).
+// Test hook: 1 = never use the grouped AVX-512 attention (compare it with the one-dot-at-a-time code).
 static int ek_attn_slow;
 void ek_attn_force_rowwise(int on) { ek_attn_slow = on; }
 
@@ -965,7 +1017,7 @@ void ek_attn_row_ext(const float *q, const uint16_t *k, const uint16_t *vt, int6
 #if EK_X86
     if ((mode == EK_ATTN_GGML_VEC || mode == EK_ATTN_GGML_TINYBLAS) && level() == LVL_AVX512 && hd % 64 == 0 &&
         hd <= 256 && !ek_attn_slow) {
-        attn_row_vec_avx512(qh, k, vt, kv_len, n_pos, hd, scale, softcap, mode == EK_ATTN_GGML_TINYBLAS, scratch, out);
+        attn_group_avx512(1, q, hd, k, vt, kv_len, n_pos, hd, scale, softcap, mode == EK_ATTN_GGML_TINYBLAS, scratch, out, hd);
         return;
     }
 #endif
@@ -991,6 +1043,25 @@ void ek_attn_task_run(void *ctx, int ith, int nth) {
     const int64_t items = t->n_tok * t->n_head;
     const int64_t i0 = items * ith / nth, i1 = items * (ith + 1) / nth;
     float *scratch = t->scratch + (int64_t)ith * t->scratch_stride;
+#if EK_X86
+    // the heads of a KV group together (K/V converted once for all of them), same bits per head
+    if ((t->mode == EK_ATTN_GGML_VEC || t->mode == EK_ATTN_GGML_TINYBLAS) && level() == LVL_AVX512 && hd % 64 == 0 &&
+        hd <= 256 && group <= 8 && !ek_attn_slow && t->out_q8 == NULL &&
+        t->scratch_stride >= group * EK_ATTN_HEAD_SCRATCH(t->kv_len)) {
+        const int64_t gitems = t->n_tok * t->n_head_kv;
+        const int64_t g0 = gitems * ith / nth, g1 = gitems * (ith + 1) / nth;
+        for (int64_t it = g0; it < g1; it++) {
+            const int64_t tok = it / t->n_head_kv, g = it % t->n_head_kv;
+            const int64_t pos = t->pos0 + tok;
+            const int64_t first = t->window > 0 && pos + 1 > t->window ? pos + 1 - t->window : 0;
+            attn_group_avx512((int)group, t->q + tok * t->q_stride + g * group * hd, hd,
+                              t->k + g * t->kv_len * hd + first * hd, t->vt + g * hd * t->kv_len + first, t->kv_len,
+                              pos + 1 - first, hd, t->scale, t->softcap, t->mode == EK_ATTN_GGML_TINYBLAS, scratch,
+                              t->out + tok * t->out_stride + g * group * hd, hd);
+        }
+        return;
+    }
+#endif
     for (int64_t it = i0; it < i1; it++) {
         const int64_t tok = it / t->n_head, h = it % t->n_head, g = h / group;
         float *o = t->out + tok * t->out_stride + h * hd;

@@ -44,7 +44,7 @@ public final class TransformerSession {
         vCache = vb.raw.bindMemory(to: UInt16.self, capacity: c.blockCount * layerKV)
         one = try Scratch(rows: 1, model: model, contextLength: contextLength, blas: false)
         decodeLogits = try AlignedBuffer(floats: c.vocabSize, what: "logits")
-        attnScratchStride = 3 * contextLength + 256
+        attnScratchStride = max(1, model.config.headCount / max(1, model.config.headCountKV)) * (3 * contextLength + 256)   // per head of a KV group
         attnScratch = try AlignedBuffer(floats: model.threads * attnScratchStride, what: "attention scratch")
     }
 

@@ -95,6 +95,46 @@ final class OpsPathTests: XCTestCase {
         }
     }
 
+    /// The attention task with the heads of a KV group computed together (grouped AVX-512 path)
+    /// against the one-dot-at-a-time rows: same bits (group sizes 1, 3, 4; window; softcap; both modes).
+    func testGroupedAttentionTaskEqualsRowwise() {
+        for (hd, nh, nkv) in [(64, 9, 3), (256, 4, 1), (128, 2, 2)] {
+            let kvLen = 200, nTok = 37, pos0 = 150
+            let kf = randomFloats(nkv * kvLen * hd), vf = randomFloats(nkv * kvLen * hd)
+            var k = [UInt16](repeating: 0, count: kf.count), vt = [UInt16](repeating: 0, count: vf.count)
+            ek_f32_to_f16_row(kf, &k, Int64(kf.count))
+            ek_f32_to_f16_row(vf, &vt, Int64(vf.count))
+            let q = randomFloats(nTok * nh * hd, scale: 1.5)
+            for mode: Int32 in [0, 1] {
+                for (window, softcap): (Int64, Float) in [(0, 0), (40, 0), (0, 20)] {
+                    var outs: [[Float]] = []
+                    for slow: Int32 in [1, 0] {
+                        ek_attn_force_rowwise(slow)
+                        let group = nh / nkv, stride = group * (3 * kvLen + 256)
+                        var scratch = [Float](repeating: .nan, count: 2 * stride)
+                        var out = [Float](repeating: .nan, count: nTok * nh * hd)
+                        q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in vt.withUnsafeBufferPointer { vp in
+                            scratch.withUnsafeMutableBufferPointer { sp in out.withUnsafeMutableBufferPointer { op in
+                                var t = ek_attn_task(q: qp.baseAddress, q_stride: Int64(nh * hd), k: kp.baseAddress, vt: vp.baseAddress,
+                                                     kv_len: Int64(kvLen), out: op.baseAddress, out_stride: Int64(nh * hd),
+                                                     out_q8: nil, out_q8_stride: 0, scratch: sp.baseAddress, scratch_stride: Int64(stride),
+                                                     n_tok: Int64(nTok), pos0: Int64(pos0), n_head: Int64(nh), n_head_kv: Int64(nkv),
+                                                     head_dim: Int64(hd), scale: 1 / Float(hd).squareRoot(), mode: mode,
+                                                     window: window, softcap: softcap)
+                                withUnsafeMutablePointer(to: &t) { tp in
+                                    for ith: Int32 in 0..<2 { ek_attn_task_run(UnsafeMutableRawPointer(tp), ith, 2) }
+                                }
+                            } }
+                        } } }
+                        outs.append(out)
+                    }
+                    ek_attn_force_rowwise(0)
+                    XCTAssertEqual(outs[0].map(\.bitPattern), outs[1].map(\.bitPattern), "hd \(hd) heads \(nh)/\(nkv) mode \(mode) window \(window) softcap \(softcap)")
+                }
+            }
+        }
+    }
+
     func testAttentionRowAllPathsEqualScalarAndNearExactMath() {
         let hd = 64, kvLen = 80
         for nPos in [1, 2, 17, 64, 65, 80] {
