@@ -61,7 +61,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Examples/worker/Main"),
         .executableTarget(name: "bench", dependencies: [
-            "GGUF", "Tokenizer", "Transformer",
+            "GGUF", "Tokenizer", "Transformer", "EdgeAI",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks/bench"),
 

@@ -10,8 +10,12 @@ settings, and both results and the ratios (ours / llama.cpp) are printed.
 llama-cpp-python (0.3.36, compiled natively by pip, ~10 min on 2 cores) is installed into
 $EDGEAI_CACHE/llama-cpp-python (default ~/.cache/edgeai) when it is missing.
 
+With --ttft N: time to first token of a chat prompt of about N tokens through our AI.run (`bench
+ttft`: template, tokenizer, prefill, first token; median over -r runs from an empty cache) against
+llama.cpp's prompt time for as many tokens (one llama_decode of that many random ids, median).
+
 Usage: Benchmarks/compare.py [--model GGUF] [-p 512] [-n 128] [-t 2] [-r 5] [--bench PATH]
-       [--flash-attn auto|on|off] [--order llama-first|ours-first] [--json]
+       [--flash-attn auto|on|off] [--order llama-first|ours-first] [--ttft N] [--json]
 """
 import argparse
 import ctypes
@@ -129,6 +133,24 @@ def run_ours(args):
     return out, max(r.get("peak_rss_mib", 0) for r in out)
 
 
+def ttft(args):
+    cmd = [args.bench, "ttft", "--model", args.model, "-p", str(args.ttft), "-t", str(args.t), "-r", str(args.r), "--json"]
+    ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    n = ours["prompt_tokens"]
+    args.p, args.n = n, 0
+    theirs, _, _ = run_llama_cpp(args)
+    times = sorted(n / ts for ts in theirs[0]["samples_ts"])
+    theirs_median = times[len(times) // 2] if len(times) % 2 else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2
+    ratio = ours["ttft_seconds_median"] / theirs_median
+    if args.json:
+        print(json.dumps({"model": args.model, "prompt_tokens": n, "ours_ttft_seconds": ours["ttft_seconds_median"],
+                          "llama_cpp_prompt_seconds": theirs_median, "ratio": ratio}, indent=1))
+        return
+    print(f"model: {args.model}   threads: {args.t}   repetitions: {args.r}   llama.cpp flash_attn: {args.flash_attn}")
+    print(f"chat prompt of {n} tokens: our time to first token through AI.run {ours['ttft_seconds_median'] * 1000:.1f} ms "
+          f"(median), llama.cpp's prompt time for {n} tokens {theirs_median * 1000:.1f} ms (median); ours / llama.cpp = {ratio:.3f}")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
@@ -144,6 +166,7 @@ def main():
                     help="llama.cpp flash attention (its default: auto)")
     ap.add_argument("--order", choices=["llama-first", "ours-first"], default="llama-first")
     ap.add_argument("--json", action="store_true", help="print the combined results as JSON")
+    ap.add_argument("--ttft", type=int, default=0, help="time to first token of a chat prompt of about this many tokens")
     args = ap.parse_args()
     if not os.path.isfile(args.model):
         sys.exit(f"compare: model {args.model} not found (run Models/fetch.sh)")
@@ -151,6 +174,9 @@ def main():
         subprocess.run(["swift", "build", "-c", "release", "--product", "bench", "--scratch-path", args.scratch_path],
                        check=True, cwd=root, stdout=sys.stderr)
         args.bench = os.path.join(args.scratch_path, "release", "bench")
+
+    if args.ttft > 0:
+        return ttft(args)
 
     if args.order == "llama-first":
         theirs, theirs_rss, python_rss = run_llama_cpp(args)

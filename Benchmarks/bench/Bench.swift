@@ -1,15 +1,16 @@
 import ArgumentParser
+import EdgeAI
 import Foundation
 import GGUF
 import Transformer
 import Tokenizer
 
 @main
-struct Bench: ParsableCommand {
+struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measures the forward pass: prompt/generation speed like llama-bench, perplexity like llama-perplexity, raw logits for comparisons.",
-        subcommands: [Speed.self, Perplexity.self, Logits.self])
+        subcommands: [Speed.self, Perplexity.self, Logits.self, TimeToFirstToken.self])
 }
 
 struct BenchError: Error, CustomStringConvertible {
@@ -258,3 +259,59 @@ struct Logits: ParsableCommand {
         FileHandle.standardError.write(Data("logits: \(ids.count) × \(m.config.vocabSize) floats to \(out)\n".utf8))
     }
 }
+
+struct TimeToFirstToken: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ttft",
+        abstract: "Time to first token of a chat prompt through AI.run: a system message and a user message of GNU GPL-3 text sized to about -p prompt tokens after the model's chat template; each repetition from an empty cache (after one warm-up), max_tokens 1, temperature 0. Prints the median wall time of AI.run and the prompt's token count (Benchmarks/compare.py --ttft measures llama.cpp on as many tokens).")
+
+    @Option(name: .long, help: "GGUF model file (with a chat template)") var model: String
+    @Option(name: .short, help: "prompt tokens wanted (after the template)") var p: Int = 1000
+    @Option(name: .short, help: "threads (default: number of cores)") var t: Int = 0
+    @Option(name: .short, help: "repetitions") var r: Int = 5
+    @Option(name: .long, help: "text to take the user message from") var text: String = "/usr/share/common-licenses/GPL-3"
+    @Flag(name: .long, help: "print JSON") var json = false
+
+    func run() async throws {
+        let ai = try AI(threads: t)
+        let id = "bench/ttft"
+        ai.register(id, path: model)
+        try await ai.preload(id)
+        let words = try String(contentsOfFile: text, encoding: .utf8).split(whereSeparator: \.isWhitespace)
+        func input(_ count: Int) -> AIInput {
+            AIInput(messages: [.system("You are a helpful assistant."), .user(words.prefix(count).joined(separator: " "))],
+                    maxTokens: 1, temperature: 0)
+        }
+        // the largest word count whose prompt has at most p tokens
+        var lo = 1, hi = words.count
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if try await ai.promptTokens(id, input(mid)).count <= p { lo = mid } else { hi = mid - 1 }
+        }
+        let request = input(lo)
+        let promptTokens = try await ai.promptTokens(id, request).count
+        var samples: [Double] = [], prefill: [Double] = []
+        for i in 0...r {
+            try await ai.clearCache(id)
+            let t0 = now()
+            let out = try await ai.run(id, request)
+            let dt = now() - t0
+            if i > 0 {   // the first run is the warm-up
+                samples.append(dt)
+                prefill.append(out.stats?.timeToFirstToken ?? .nan)
+            }
+        }
+        func median(_ x: [Double]) -> Double { let s = x.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+        if json {
+            let obj: [String: Any] = ["model_filename": model, "prompt_tokens": promptTokens, "repetitions": r,
+                                      "ttft_seconds_median": median(samples), "ttft_seconds": samples,
+                                      "engine_ttft_seconds_median": median(prefill)]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print("model: \(model)")
+            print("prompt: \(promptTokens) tokens (chat template applied), \(r) repetitions from an empty cache")
+            print(String(format: "time to first token through AI.run: median %.1f ms (engine's own: %.1f ms)", median(samples) * 1000, median(prefill) * 1000))
+        }
+    }
+}
+
