@@ -70,6 +70,21 @@ T5 static inline void store_pair(__m512 a, int64_t r, int64_t t, int has2, float
     }
 }
 
+// The 32 results of a full 4 x 4 tile of pair accumulators acc[i][j] (row i, tokens 2j, 2j+1),
+// each hsum8 bit for bit, with shuffles serving 16 lanes at a time: out[L] for L in 0..31 is the
+// result of half (v & 1) of acc[k / 4][k % 4], k = v / 2, v = 16 (L / 16) + 4 (L % 4) + (L % 16) / 4.
+T5 static inline void hsum8x32(const __m512 a[16], float out[32]) {
+    __m512 z[8], c[4];
+    for (int m = 0; m < 8; m++)   // quarter q of z[m]: the 4 sums s_l = x_{4+l} + x_l of 8-lane vector 4m + q
+        z[m] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], 0xDD), _mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], 0x88));
+    for (int i = 0; i < 4; i++)   // s0 + s2, s1 + s3
+        c[i] = _mm512_add_ps(_mm512_shuffle_ps(z[2 * i], z[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(z[2 * i], z[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int n = 0; n < 2; n++)   // (s0 + s2) + (s1 + s3)
+        _mm512_storeu_ps(out + 16 * n, _mm512_add_ps(_mm512_shuffle_ps(c[2 * n], c[2 * n + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                                     _mm512_shuffle_ps(c[2 * n], c[2 * n + 1], _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
 // ---- 32-element types: Q8_0, Q5_0, Q4_0 ------------------------------------------------------
 
 // Activation pack for one pair and block: bytes of both tokens, -bias * (4-byte sums), scales.
@@ -179,6 +194,17 @@ T5 static void gemm32(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, in
                     const int nr = (int)(nrb - r < TR ? nrb - r : TR);
                     __m512 acc[TR][TP];
                     tile32(W + r * nb, P + p * nb, nb, nr, np, acc);
+                    const int64_t t = t0 + 2 * p;
+                    if (nr == TR && np == TP && t + 2 * TP <= t0 + nt) {   // a full tile: 32 results at once
+                        float v[32];
+                        hsum8x32(&acc[0][0], v);
+                        for (int L = 0; L < 32; L++) {
+                            const int vi = 16 * (L / 16) + 4 * (L % 4) + (L % 16) / 4, k = vi / 2;
+                            const int64_t row = rb + r + k / TP, tok = t + 2 * (k % TP) + (vi & 1);
+                            if (accum) accum[tok * ys + row] += v[L]; else y[tok * ys + row] = v[L];
+                        }
+                        continue;
+                    }
                     for (int i = 0; i < nr; i++)
                         for (int j = 0; j < np; j++) {
                             const int64_t t = t0 + 2 * (p + j);
