@@ -484,11 +484,216 @@ T5 static void gemm4k(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int6
     }
 }
 
+
+// ---- Q5_K ------------------------------------------------------------------------------------
+// ggml_vec_dot_q5_K_q8_K (AVX2): per super-block 8 int32 lanes, lane l = sum over the 8 chunks of
+// 32 of the chunk's scale times its 4-product sum at bytes 4l..4l+3 (values 0..31), then
+// acc = fma(d_a * d, float(lanes), acc); the mins as one integer M = sum_j mn_j * (bsum_2j +
+// bsum_2j+1) per super-block, summs = fma(-(d_a * dmin), float(M), summs); result
+// hsum8(acc) + summs. Same pairs-of-tokens layout as Q6_K (the activation pack is pk6).
+
+typedef struct { uint8_t u[256]; __m512i mins; float d, dmin; uint8_t pad[56]; int16_t sc[8]; } wk5;
+
+T5 static void unpack5(const uint8_t *w, int64_t nsb, wk5 *o) {
+    for (int64_t s = 0; s < nsb; s++, o++) {
+        const uint8_t *p = w + 176 * s, *qh = p + 16, *qs = p + 48;
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 32; l++) {
+                o->u[64 * j + l] = (uint8_t)((qs[32 * j + l] & 0x0f) | (((qh[l] >> (2 * j)) & 1) << 4));
+                o->u[64 * j + 32 + l] = (uint8_t)((qs[32 * j + l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4));
+            }
+        uint32_t sm[3], u[4];
+        memcpy(sm, p + 4, 12);
+        u[0] = sm[0] & 0x3f3f3f3fu;
+        u[1] = (sm[2] & 0x0f0f0f0fu) | (((sm[0] >> 6) & 0x03030303u) << 4);
+        u[2] = sm[1] & 0x3f3f3f3fu;
+        u[3] = ((sm[2] >> 4) & 0x0f0f0f0fu) | (((sm[1] >> 6) & 0x03030303u) << 4);
+        const uint8_t *b = (const uint8_t *)u;   // scales b[0..7], mins b[8..15]
+        int16_t mv[32];
+        for (int k = 0; k < 32; k++) mv[k] = b[8 + (k & 15) / 2];
+        o->mins = _mm512_loadu_si512(mv);
+        for (int j = 0; j < 8; j++) o->sc[j] = b[j];
+        o->d = f16f(p);
+        o->dmin = f16f(p + 2);
+    }
+}
+
+T5 static inline __m512 negate_ps(__m512 x) {
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
+}
+
+T5 static inline void tile5(const wk5 *W, const pk6 *P, int64_t nsb, int nr, int np, __m512 acc[TR][TP6], __m512 sm[TR][TP6]) {
+    for (int i = 0; i < TR; i++)
+        for (int j = 0; j < TP6; j++) acc[i][j] = sm[i][j] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m512i sumi[TR][TP6];
+        for (int i = 0; i < TR; i++)
+            for (int j = 0; j < TP6; j++) sumi[i][j] = _mm512_setzero_si512();
+        for (int c = 0; c < 8; c++)
+            for (int j = 0; j < np; j++) {
+                const __m512i x = _mm512_load_si512(&P[j * nsb + s].x[c]);
+                for (int i = 0; i < nr; i++) {
+                    const wk5 *w = W + i * nsb + s;
+                    const __m512i u = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(w->u + 32 * c)));
+                    sumi[i][j] = _mm512_dpwssd_epi32(sumi[i][j], _mm512_maddubs_epi16(u, x), _mm512_set1_epi16(w->sc[c]));
+                }
+            }
+        for (int j = 0; j < np; j++) {
+            const pk6 *q = P + j * nsb + s;
+            for (int i = 0; i < nr; i++) {
+                const wk5 *w = W + i * nsb + s;
+                __m512i m = _mm512_madd_epi16(q->bs, w->mins);                  // lane k: mn * B per half
+                m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_PERM_CDAB));
+                m = _mm512_add_epi32(m, _mm512_shuffle_epi32(m, _MM_PERM_BADC));
+                m = _mm512_add_epi32(m, _mm512_shuffle_i32x4(m, m, _MM_SHUFFLE(2, 3, 0, 1)));   // M of each half
+                acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(q->d, _mm512_set1_ps(w->d)), _mm512_cvtepi32_ps(sumi[i][j]), acc[i][j]);
+                sm[i][j] = _mm512_fmadd_ps(negate_ps(_mm512_mul_ps(q->d, _mm512_set1_ps(w->dmin))), _mm512_cvtepi32_ps(m), sm[i][j]);
+            }
+        }
+    }
+}
+
+T5 static void gemm5(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                     const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
+    const int64_t nsb = ncols / 256;
+    pk6 *P = (pk6 *)scratch(0, sizeof(pk6) * (size_t)(TB / 2) * (size_t)nsb);
+    wk5 *W = (wk5 *)scratch(1, sizeof(wk5) * (size_t)RB * (size_t)nsb);
+    if (!P || !W) return;
+    for (int64_t t0 = 0; t0 < ntok; t0 += TB) {
+        const int64_t nt = ntok - t0 < TB ? ntok - t0 : TB, npairs = (nt + 1) / 2;
+        pack6(A, as, t0, nt, nsb, P);
+        for (int64_t rb = r0; rb < r1; rb += RB) {
+            const int64_t nrb = r1 - rb < RB ? r1 - rb : RB;
+            for (int64_t i = 0; i < nrb; i++) unpack5(Wt + (size_t)(rb + i) * rs, nsb, W + i * nsb);
+            for (int64_t p = 0; p < npairs; p += TP6) {
+                const int np = (int)(npairs - p < TP6 ? npairs - p : TP6);
+                for (int64_t r = 0; r < nrb; r += TR) {
+                    const int nr = (int)(nrb - r < TR ? nrb - r : TR);
+                    __m512 acc[TR][TP6], sm[TR][TP6];
+                    tile5(W + r * nsb, P + p * nsb, nsb, nr, np, acc, sm);
+                    for (int i = 0; i < nr; i++)
+                        for (int j = 0; j < np; j++) {
+                            const int64_t t = t0 + 2 * (p + j), row = rb + r + i;
+                            float smv[16];
+                            _mm512_storeu_ps(smv, sm[i][j]);
+                            const float v0 = hsum8(_mm512_castps512_ps256(acc[i][j])) + smv[0];
+                            if (accum) accum[t * ys + row] += v0; else y[t * ys + row] = v0;
+                            if (t + 1 < t0 + nt) {
+                                const float v1 = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][j]), 1))) + smv[8];
+                                if (accum) accum[(t + 1) * ys + row] += v1; else y[(t + 1) * ys + row] = v1;
+                            }
+                        }
+                }
+            }
+        }
+    }
+}
+
+
+// ---- Q4_1, Q5_1 (against Q8_1) ---------------------------------------------------------------
+// ggml: acc = fma(d_w * d_a, float(lanes of sum(q * a), q unsigned), acc) and
+// summs = fma(m_w, s_a, summs) per block; result hsum8(acc) + summs.
+
+typedef struct { __m512i x; __m512 d, s; } pk32m;
+typedef struct { uint8_t u[32]; float d, m; uint8_t pad[24]; } wk32m;
+
+T5 static void unpack32m(int32_t type, const uint8_t *w, int64_t nb, wk32m *o) {
+    for (int64_t b = 0; b < nb; b++, o++) {
+        __m256i u;
+        if (type == EK_TYPE_Q4_1) {
+            const uint8_t *p = w + 20 * b;
+            o->d = f16f(p);
+            o->m = f16f(p + 2);
+            const __m128i v = _mm_loadu_si128((const __m128i *)(p + 4));
+            u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+        } else {   // Q5_1
+            const uint8_t *p = w + 24 * b;
+            o->d = f16f(p);
+            o->m = f16f(p + 2);
+            const __m128i v = _mm_loadu_si128((const __m128i *)(p + 8));
+            const __m256i nb4 = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+            uint32_t bits;
+            memcpy(&bits, p + 4, 4);
+            u = _mm256_mask_add_epi8(nb4, (__mmask32)bits, nb4, _mm256_set1_epi8(0x10));
+        }
+        _mm256_store_si256((__m256i *)o->u, u);
+    }
+}
+
+T5 static void pack32m(const uint8_t *A, int64_t as, int64_t t0, int64_t nt, int64_t nb, pk32m *o) {
+    for (int64_t p = 0; p < (nt + 1) / 2; p++) {
+        const uint8_t *a0 = A + (t0 + 2 * p) * as;
+        const uint8_t *a1 = 2 * p + 1 < nt ? a0 + as : a0;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *p0 = a0 + 36 * b, *p1 = a1 + 36 * b;
+            pk32m *q = o + p * nb + b;
+            q->x = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p0 + 4))),
+                                      _mm256_loadu_si256((const __m256i *)(p1 + 4)), 1);
+            q->d = pair_ps(f16f(p0), f16f(p1));
+            q->s = pair_ps(f16f(p0 + 2), f16f(p1 + 2));
+        }
+    }
+}
+
+T5 static inline void tile32m(const wk32m *W, const pk32m *P, int64_t nb, int nr, int np, __m512 acc[TR][TP6], __m512 sm[TR][TP6]) {
+    for (int i = 0; i < TR; i++)
+        for (int j = 0; j < TP6; j++) acc[i][j] = sm[i][j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++)
+        for (int j = 0; j < np; j++) {
+            const pk32m *q = P + j * nb + b;
+            const __m512i x = _mm512_load_si512(&q->x);
+            const __m512 dx = _mm512_load_ps(&q->d), sx = _mm512_load_ps(&q->s);
+            for (int i = 0; i < nr; i++) {
+                const wk32m *w = W + i * nb + b;
+                const __m512i u = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)w->u));
+                acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(w->d), dx),
+                                            _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, x)), acc[i][j]);
+                sm[i][j] = _mm512_fmadd_ps(_mm512_set1_ps(w->m), sx, sm[i][j]);
+            }
+        }
+}
+
+T5 static void gemm32m(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                       const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
+    const int64_t nb = ncols / 32;
+    pk32m *P = (pk32m *)scratch(0, sizeof(pk32m) * (size_t)(TB / 2) * (size_t)nb);
+    wk32m *W = (wk32m *)scratch(1, sizeof(wk32m) * (size_t)RB * (size_t)nb);
+    if (!P || !W) return;
+    for (int64_t t0 = 0; t0 < ntok; t0 += TB) {
+        const int64_t nt = ntok - t0 < TB ? ntok - t0 : TB, npairs = (nt + 1) / 2;
+        pack32m(A, as, t0, nt, nb, P);
+        for (int64_t rb = r0; rb < r1; rb += RB) {
+            const int64_t nrb = r1 - rb < RB ? r1 - rb : RB;
+            for (int64_t i = 0; i < nrb; i++) unpack32m(type, Wt + (size_t)(rb + i) * rs, nb, W + i * nb);
+            for (int64_t p = 0; p < npairs; p += TP6) {
+                const int np = (int)(npairs - p < TP6 ? npairs - p : TP6);
+                for (int64_t r = 0; r < nrb; r += TR) {
+                    const int nr = (int)(nrb - r < TR ? nrb - r : TR);
+                    __m512 acc[TR][TP6], sm[TR][TP6];
+                    tile32m(W + r * nb, P + p * nb, nb, nr, np, acc, sm);
+                    for (int i = 0; i < nr; i++)
+                        for (int j = 0; j < np; j++) {
+                            const int64_t t = t0 + 2 * (p + j), row = rb + r + i;
+                            float smv[16];
+                            _mm512_storeu_ps(smv, sm[i][j]);
+                            const float v0 = hsum8(_mm512_castps512_ps256(acc[i][j])) + smv[0];
+                            if (accum) accum[t * ys + row] += v0; else y[t * ys + row] = v0;
+                            if (t + 1 < t0 + nt) {
+                                const float v1 = hsum8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i][j]), 1))) + smv[8];
+                                if (accum) accum[(t + 1) * ys + row] += v1; else y[(t + 1) * ys + row] = v1;
+                            }
+                        }
+                }
+            }
+        }
+    }
+}
+
 // ---- entry -----------------------------------------------------------------------------------
 
 int ek_gemm_supported_avx512(int32_t type) {
     return type == EK_TYPE_Q8_0 || type == EK_TYPE_Q5_0 || type == EK_TYPE_Q4_0 || type == EK_TYPE_Q6_K ||
-           type == EK_TYPE_Q4_K;
+           type == EK_TYPE_Q4_K || type == EK_TYPE_Q5_K || type == EK_TYPE_Q4_1 || type == EK_TYPE_Q5_1;
 }
 
 T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
@@ -503,6 +708,16 @@ T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_
     }
     // Allocation failure of the (small) per-thread buffers: report "not done", the caller
     // falls back to vec_dot.
+    if (type == EK_TYPE_Q4_1 || type == EK_TYPE_Q5_1) {
+        if (!scratch(0, sizeof(pk32m) * (TB / 2) * (size_t)(ncols / 32)) || !scratch(1, sizeof(wk32m) * RB * (size_t)(ncols / 32))) return 0;
+        gemm32m(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
+        return 1;
+    }
+    if (type == EK_TYPE_Q5_K) {
+        if (!scratch(0, sizeof(pk6) * (TB / 2) * (size_t)(ncols / 256)) || !scratch(1, sizeof(wk5) * RB * (size_t)(ncols / 256))) return 0;
+        gemm5((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
+        return 1;
+    }
     if (type == EK_TYPE_Q6_K) {
         if (!scratch(0, sizeof(pk6) * (TB / 2) * (size_t)(ncols / 256)) || !scratch(1, sizeof(wk6) * RB * (size_t)(ncols / 256))) return 0;
         gemm6((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
