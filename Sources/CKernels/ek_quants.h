@@ -12,7 +12,7 @@ float ek_f32_tail_ggml(const float *w, const float *a, int64_t i, int64_t n, flo
 // bytes, a multiple of 4*rs; the caller primes the first `dist` bytes.
 typedef void (*ek_rows_fn)(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
 void ek_rows_q4_K_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols, const void *a, float *out, size_t dist);
-// Batched products (gemm_avx512.c): for Q8_0, Q5_0, Q4_0, Q6_K and Q4_K (rows % 8 == 0), rows [r0, r1) x ntok tokens
+// Batched products (gemm_avx512.c): for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q5_K, Q6_K and Q4_K (rows % 8 == 0), rows [r0, r1) x ntok tokens
 // with every result equal to the table's vec_dot bits. Returns 0 (nothing done) for other types
 // or when its per-thread buffers cannot be allocated.
 int ek_gemm_supported_avx512(int32_t type);

@@ -27,10 +27,10 @@ public final class TransformerModel: @unchecked Sendable {
         /// Largest batch evaluated at once (longer inputs run in chunks of this many tokens).
         public var maxBatch: Int = 512
         /// Opt-in OpenBLAS: batches of at least this many tokens multiply the matrices without a
-        /// batched int8 kernel (F32, F16, BF16, the K-quants other than Q6_K…) with sgemm on
-        /// Float copies, and run attention as sgemm over Float copies of the cache. Faster for
-        /// long prompts on such models, but a token's logits then depend on the batch it was
-        /// evaluated in. The default (`Int.max`, never) keeps every token's logits bit-identical
+        /// batched int8 kernel (F32, F16, BF16, Q2_K, Q3_K; every type on CPUs without AVX-512
+        /// VNNI) with sgemm on Float copies, and run attention as sgemm over Float copies of the
+        /// cache. Faster for long prompts on such models, but a token's logits then depend on the
+        /// batch it was evaluated in. The default (`Int.max`, never) keeps every token's logits bit-identical
         /// whether it is decoded alone or evaluated in a batch of any size.
         public var minBatchForBLAS: Int = .max
         public var attention: AttentionArithmetic = .llamaCpp

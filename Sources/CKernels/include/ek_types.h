@@ -166,7 +166,7 @@ typedef struct {
 /// ggml_vec_dot_q4_K_q8_K (ek_vec_dot_q4_K_q8_K).
 void ek_mm_task_run(void *ctx, int ith, int nth);
 /// 1 if ek_mm_task_run has a tiled batched kernel for this weight type on this CPU (AVX-512
-/// VNNI: Q8_0, Q5_0, Q4_0, Q6_K, and Q4_K matrices with rows % 8 == 0); batches of other types
+/// VNNI: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q5_K, Q6_K, and Q4_K matrices with rows % 8 == 0); batches of other types
 /// call vec_dot per row and token.
 int ek_mm_has_batched_kernel(int32_t type);
 
