@@ -65,7 +65,14 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Benchmarks/bench"),
 
+        // Fuzzing: in-process targets (seeded mutation loops), the `fuzz` tool (Tests/fuzz.sh), and
+        // short runs of each target as tests.
+        .target(name: "EdgeAIFuzz", dependencies: ["GGUF", "Tokenizer", "ChatTemplate", "Transformer", "EdgeAI"],
+                path: "Tests/Fuzz/Targets"),
+        .executableTarget(name: "fuzz", dependencies: ["EdgeAIFuzz"], path: "Tests/Fuzz/Main"),
+
         // Tests.
+        .testTarget(name: "FuzzingTests", dependencies: ["EdgeAIFuzz", "GGUF"]),
         .testTarget(name: "GGUFTests", dependencies: ["GGUF"]),
         .testTarget(name: "KernelsTests", dependencies: ["CKernels"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"]),

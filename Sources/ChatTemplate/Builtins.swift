@@ -92,7 +92,7 @@ enum Builtins {
         g["cycler"] = .function(Function(name: "cycler") { _, a in .cycler(Cycler(a.positional)) })
         g["joiner"] = .function(Function(name: "joiner") { _, a in
             try a.check("joiner", ["sep"])
-            let sep = a.get(0, "sep").map(Py.str) ?? ", "
+            let sep = try a.get(0, "sep").map { try Py.str($0) } ?? ", "
             var used = false
             return .function(Function(name: "joiner") { _, _ in
                 if !used { used = true; return .string("") }
@@ -101,7 +101,7 @@ enum Builtins {
         })
         if raise {
             g["raise_exception"] = .function(Function(name: "raise_exception") { _, a in
-                let msg = a.get(0, "message").map(Py.str) ?? ""
+                let msg = try a.get(0, "message").map { try Py.str($0) } ?? ""
                 throw EvalError(kind: .raised, message: msg, pos: nil)
             })
         }
@@ -110,6 +110,20 @@ enum Builtins {
             return .string(PyFormat.strftime(fmt, date: interp.now, timeZone: interp.timeZone))
         })
         return g
+    }
+
+    /// `sep.join(items)`, converting each item with `str`; stops at the value-size limit before
+    /// building more (items can be the same big string many times over).
+    static func joinLimited(_ items: [Value], _ sep: String, _ str: (Value) throws -> String) throws -> String {
+        let limit = RenderBudget.valueBytes
+        var out = ""
+        for (i, item) in items.enumerated() {
+            if i > 0 { out += sep }
+            let t = try str(item)
+            if out.utf8.count &+ t.utf8.count > limit { throw Py.sizeError(out.utf8.count &+ t.utf8.count, limit) }
+            out += t
+        }
+        return out
     }
 
     // MARK: attributes and methods
@@ -160,7 +174,7 @@ enum Builtins {
                 return method(name) { _, args in
                     let x = args.positional.first ?? .none
                     guard let i = a.firstIndex(where: { Py.equal($0, x) }) else {
-                        throw EvalError.type("ValueError: \(Py.repr(x)) is not in list")
+                        throw EvalError.type("ValueError: \(Py.reprForMessage(x)) is not in list")
                     }
                     return .int(i)
                 }
@@ -304,7 +318,7 @@ enum Builtins {
                 guard let old = try str(a, 0, "old"), let new = try str(a, 1, "new") else {
                     throw EvalError.type("TypeError: replace expected at least 2 arguments")
                 }
-                return wrap(PyText.replace(s, old, new, count: try int(a, 2, "count") ?? -1))
+                return wrap(try PyText.replace(s, old, new, count: try int(a, 2, "count") ?? -1))
             }
         case "find", "rfind", "index", "rindex":
             return method(name) { _, a in
@@ -326,9 +340,9 @@ enum Builtins {
                     guard let t = item.stringValue else {
                         throw EvalError.type("TypeError: sequence item \(parts.count): expected str instance, \(item.typeName) found")
                     }
-                    parts.append(isMarkup ? Py.escapeForMarkup(item) : t)
+                    parts.append(isMarkup ? try Py.escapeForMarkup(item) : t)
                 }
-                return wrap(parts.joined(separator: s))
+                return wrap(try joinLimited(parts.map { .string($0) }, s) { $0.stringValue ?? "" })
             }
         case "format":
             return method(name) { interp, a in wrap(try PyFormat.format(s, a, interp: interp)) }
@@ -473,17 +487,17 @@ enum Builtins {
             return .int(try Py.length(value))
         case "string":
             if case .markup = value { return value }
-            return .string(Py.str(value))
+            return .string(try Py.str(value))
         case "trim":
             try a.check(name, ["chars"])
             let chars = try str(a, 0, "chars")
-            let r = PyText.strip(Py.str(value), chars: chars, left: true, right: true)
+            let r = PyText.strip(try Py.str(value), chars: chars, left: true, right: true)
             if case .markup = value { return .markup(r) }
             return .string(r)
-        case "upper": return wrapLike(value, PyText.upper(Py.str(value)))
-        case "lower": return wrapLike(value, PyText.lower(Py.str(value)))
-        case "capitalize": return wrapLike(value, PyText.capitalize(Py.str(value)))
-        case "title": return wrapLike(value, PyText.jinjaTitle(Py.str(value)))
+        case "upper": return wrapLike(value, PyText.upper(try Py.str(value)))
+        case "lower": return wrapLike(value, PyText.lower(try Py.str(value)))
+        case "capitalize": return wrapLike(value, PyText.capitalize(try Py.str(value)))
+        case "title": return wrapLike(value, PyText.jinjaTitle(try Py.str(value)))
         case "replace":
             try a.check(name, ["old", "new", "count"])
             guard let oldV = a.get(0, "old"), let newV = a.get(1, "new") else {
@@ -491,18 +505,18 @@ enum Builtins {
             }
             let count = try int(a, 2, "count") ?? -1
             if case .markup(let s) = value {
-                return .markup(PyText.replace(s, Py.escapeForMarkup(oldV), Py.escapeForMarkup(newV), count: count))
+                return .markup(try PyText.replace(s, try Py.escapeForMarkup(oldV), try Py.escapeForMarkup(newV), count: count))
             }
-            return .string(PyText.replace(Py.str(value), Py.str(oldV), Py.str(newV), count: count))
+            return .string(try PyText.replace(try Py.str(value), try Py.str(oldV), try Py.str(newV), count: count))
         case "join":
             try a.check(name, ["d", "attribute"])
-            let sep = a.get(0, "d").map(Py.str) ?? ""
+            let sep = try a.get(0, "d").map { try Py.str($0) } ?? ""
             var items = try Py.iterate(value)
             if let attr = a.get(1, "attribute"), !attr.isNone {
                 let g = attrGetter(attr, interp)
                 items = try items.map(g)
             }
-            return .string(items.map(Py.str).joined(separator: sep))
+            return .string(try joinLimited(items, sep) { try Py.str($0) })
         case "default", "d":
             try a.check(name, ["default_value", "boolean"])
             let dflt = a.get(0, "default_value") ?? .string("")
@@ -666,7 +680,9 @@ enum Builtins {
             }
             let first = bool(a, 1, "first") ?? false
             let blank = bool(a, 2, "blank") ?? false
-            let s = Py.str(value) + "\n"
+            let s = try Py.str(value) + "\n"
+            // the indentation added is at most lines x width
+            try Py.checkSize(PyText.splitlines(s).count, unit: indention.utf8.count)
             var rv: String
             if blank {
                 rv = PyText.splitlines(s).joined(separator: "\n" + indention)
@@ -682,7 +698,7 @@ enum Builtins {
         case "wordcount":
             var count = 0
             var inWord = false
-            for c in Py.str(value).unicodeScalars {
+            for c in try Py.str(value).unicodeScalars {
                 if PyText.isWord(c) {
                     if !inWord { count += 1 }
                     inWord = true
@@ -693,16 +709,16 @@ enum Builtins {
             return .int(count)
         case "safe":
             if case .markup = value { return value }
-            return .markup(Py.str(value))
+            return .markup(try Py.str(value))
         case "e", "escape":
             if case .markup = value { return value }
-            return .markup(PyText.htmlEscape(Py.str(value)))
+            return .markup(PyText.htmlEscape(try Py.str(value)))
         case "forceescape":
-            return .markup(PyText.htmlEscape(Py.str(value)))
+            return .markup(PyText.htmlEscape(try Py.str(value)))
         case "center":
             try a.check(name, ["width"])
             let width = try int(a, 0, "width") ?? 80
-            let s = Py.str(value)
+            let s = try Py.str(value)
             let n = PyText.length(s)
             if width <= n { return .string(s) }
             try Py.checkSize(width)
@@ -710,7 +726,7 @@ enum Builtins {
             let left = total / 2 + (total & width & 1)
             return .string(String(repeating: " ", count: left) + s + String(repeating: " ", count: total - left))
         case "format":
-            let fmt = Py.str(value)
+            let fmt = try Py.str(value)
             if !a.positional.isEmpty && !a.keywords.isEmpty {
                 throw EvalError.type("FilterArgumentError: can't handle positional and keyword arguments at the same time")
             }
@@ -730,6 +746,7 @@ enum Builtins {
         case "batch":
             try a.check(name, ["linecount", "fill_with"])
             guard let n = try int(a, 0, "linecount"), n > 0 else { throw EvalError.type("ValueError: batch size must be positive") }
+            try Py.checkSize(n, unit: 16)
             let fill = a.get(1, "fill_with")
             var out: [Value] = []
             var cur: [Value] = []
@@ -745,6 +762,7 @@ enum Builtins {
         case "slice":
             try a.check(name, ["slices", "fill_with"])
             guard let slices = try int(a, 0, "slices"), slices > 0 else { throw EvalError.type("ValueError: slices must be positive") }
+            try Py.checkSize(slices, unit: 16)
             let fill = a.get(1, "fill_with")
             let seq = try Py.iterate(value)
             let perSlice = seq.count / slices, withExtra = seq.count % slices
@@ -761,7 +779,7 @@ enum Builtins {
             return .iterator(PyIterator(typeName: "generator", items: out))
         case "truncate":
             try a.check(name, ["length", "killwords", "end", "leeway"])
-            let s = Py.str(value)
+            let s = try Py.str(value)
             let length = try int(a, 0, "length") ?? 255
             let killwords = bool(a, 1, "killwords") ?? false
             let end = try str(a, 2, "end") ?? "..."
@@ -778,14 +796,14 @@ enum Builtins {
         case "striptags":
             var out = ""
             var inTag = false
-            for c in Py.str(value).unicodeScalars {
+            for c in try Py.str(value).unicodeScalars {
                 if c == "<" { inTag = true; continue }
                 if c == ">" && inTag { inTag = false; continue }
                 if !inTag { out.unicodeScalars.append(c) }
             }
             return .string(try PyText.split(out, sep: nil, maxsplit: -1).joined(separator: " "))
         case "pprint":
-            return .string(Py.repr(value))
+            return .string(try Py.repr(value))
         default:
             if knownFilters.contains(name) {
                 throw EvalError.type("TemplateRuntimeError: the '\(name)' filter is not supported by this renderer")
@@ -924,11 +942,11 @@ enum Builtins {
             }
         case "escaped": if case .markup = value { return true }; return false
         case "lower":
-            let s = Py.str(value)
+            let s = try Py.str(value)
             let cased = s.unicodeScalars.filter(PyText.isCased)
             return !cased.isEmpty && cased.allSatisfy { $0.properties.isLowercase }
         case "upper":
-            let s = Py.str(value)
+            let s = try Py.str(value)
             let cased = s.unicodeScalars.filter(PyText.isCased)
             return !cased.isEmpty && cased.allSatisfy { $0.properties.isUppercase }
         case "odd", "even":

@@ -16,9 +16,22 @@ public struct ChatTemplate: Sendable {
         self.body = try Parser.parse(source)
     }
 
-    /// Renders with the given top-level variables.
+    /// Renders with the given top-level variables, within `RenderLimits.default`.
     public func render(_ context: [String: TemplateValue]) throws -> String {
-        try render(values: context.mapValues(Value.init))
+        try render(values: context.mapValues(Value.init), limits: .default).0
+    }
+
+    /// Renders with the given top-level variables within `limits`; a limit that is hit throws a
+    /// `TemplateError` with `limit` set.
+    public func render(_ context: [String: TemplateValue], limits: RenderLimits) throws -> String {
+        try render(values: context.mapValues(Value.init), limits: limits).0
+    }
+
+    /// Renders and reports what the render used (steps, bytes) next to the limits it ran under.
+    public func renderMeasured(_ context: [String: TemplateValue], limits: RenderLimits = .default) throws
+        -> (output: String, usage: RenderUsage, limits: RenderLimits) {
+        let (out, usage, scaled) = try render(values: context.mapValues(Value.init), limits: limits)
+        return (out, usage, scaled)
     }
 
     /// Renders a conversation with the variables `apply_chat_template` passes: `messages`
@@ -26,7 +39,8 @@ public struct ChatTemplate: Sendable {
     /// `add_generation_prompt`, `bos_token`, `eos_token`, plus `extra` (e.g. `tools`, `documents`,
     /// `enable_thinking`, other special tokens). Values in `extra` override the others.
     public func render(messages: [[String: TemplateValue]], addGenerationPrompt: Bool, bosToken: String = "",
-                       eosToken: String = "", extra: [String: TemplateValue] = [:]) throws -> String {
+                       eosToken: String = "", extra: [String: TemplateValue] = [:],
+                       limits: RenderLimits = .default) throws -> String {
         var ctx: [String: TemplateValue] = [
             "messages": .array(messages.map { .object(ChatTemplate.ordered($0)) }),
             "add_generation_prompt": .bool(addGenerationPrompt),
@@ -34,7 +48,7 @@ public struct ChatTemplate: Sendable {
             "eos_token": .string(eosToken),
         ]
         for (k, v) in extra { ctx[k] = v }
-        return try render(ctx)
+        return try render(ctx, limits: limits)
     }
 
     /// Swift dictionaries have no order; messages get "role" and "content" first (the usual JSON
@@ -48,7 +62,8 @@ public struct ChatTemplate: Sendable {
     /// Renders a conversation given as ordered message objects (keys keep their order, which
     /// matters when a template prints a message with `tojson`).
     public func render(messages: [TemplateValue], addGenerationPrompt: Bool, bosToken: String = "",
-                       eosToken: String = "", extra: [String: TemplateValue] = [:]) throws -> String {
+                       eosToken: String = "", extra: [String: TemplateValue] = [:],
+                       limits: RenderLimits = .default) throws -> String {
         var ctx: [String: TemplateValue] = [
             "messages": .array(messages),
             "add_generation_prompt": .bool(addGenerationPrompt),
@@ -56,12 +71,31 @@ public struct ChatTemplate: Sendable {
             "eos_token": .string(eosToken),
         ]
         for (k, v) in extra { ctx[k] = v }
-        return try render(ctx)
+        return try render(ctx, limits: limits)
     }
 
-    func render(values: [String: Value]) throws -> String {
+    /// Total bytes of the strings in the input (what the limits are scaled by).
+    static func inputBytes(_ values: [String: Value]) -> Int {
+        var total = 0
+        var stack = Array(values.values)
+        while let v = stack.popLast() {
+            switch v {
+            case .string(let s), .markup(let s): total &+= s.utf8.count
+            case .list(let a), .tuple(let a): stack += a
+            case .dict(let d):
+                stack += d.values
+                for k in d.keys { if let s = k.stringValue { total &+= s.utf8.count } }
+            default: break
+            }
+        }
+        return total
+    }
+
+    func render(values: [String: Value], limits: RenderLimits = .default) throws -> (String, RenderUsage, RenderLimits) {
         let (now, tz) = TemplateClock.current()
-        let interp = Interpreter(now: now, timeZone: tz)
+        let inputBytes = ChatTemplate.inputBytes(values)
+        let scaled = limits.scaled(inputBytes: inputBytes)
+        let interp = Interpreter(now: now, timeZone: tz, limits: scaled, inputBytes: inputBytes)
         let globals = Scope(parent: nil)
         globals.vars = Builtins.globals()
         let scope = Scope(parent: globals)
@@ -72,12 +106,14 @@ public struct ChatTemplate: Sendable {
             for ns in interp.namespaces { ns.attrs = PyDict() }
         }
         do {
-            _ = try interp.exec(body, scope, &out)
+            _ = try RenderBudget.$valueBytes.withValue(scaled.valueBytes) {
+                try interp.exec(body, scope, &out)
+            }
         } catch let e as EvalError {
             let p = e.pos ?? .none
-            throw TemplateError(kind: e.kind, message: e.message, line: Int(p.line), column: Int(p.col))
+            throw TemplateError(kind: e.kind, message: e.message, line: Int(p.line), column: Int(p.col), limit: e.limit)
         }
-        return out
+        return (out, interp.usage, scaled)
     }
 }
 

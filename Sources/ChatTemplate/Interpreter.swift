@@ -26,8 +26,10 @@ final class Interpreter {
     let timeZone: TimeZone
     var autoescape = false
     private var depth = 0
-    /// Macro / recursive-loop nesting limit (Jinja2 hits Python's recursion limit near 200).
-    private let maxDepth = 200
+    /// The limits of this render (already scaled by the input size).
+    let limits: RenderLimits
+    /// What this render used so far.
+    private(set) var usage = RenderUsage()
 
     private var stackLowKnown = false
     private var stackLow: UInt? = nil
@@ -35,24 +37,95 @@ final class Interpreter {
     /// Enters one level of macro / recursive-loop nesting.
     func enterRecursion() throws {
         depth += 1
-        if depth > maxDepth {
+        if depth > usage.recursionDepth { usage.recursionDepth = depth }
+        if depth > limits.recursionDepth {
             depth -= 1
-            throw EvalError.type("RecursionError: maximum recursion depth exceeded (\(maxDepth) nested macro or loop calls)")
+            throw EvalError.limit(.recursionDepth, "RecursionError: maximum recursion depth exceeded (\(limits.recursionDepth) nested macro or loop calls)")
         }
         if depth > 8 {
             if !stackLowKnown { stackLow = StackGuard.stackLow(); stackLowKnown = true }
             if StackGuard.nearlyExhausted(low: stackLow) {
                 depth -= 1
-                throw EvalError.type("RecursionError: maximum recursion depth exceeded (thread stack nearly exhausted)")
+                throw EvalError.limit(.recursionDepth, "RecursionError: maximum recursion depth exceeded (thread stack nearly exhausted)")
             }
         }
     }
 
     func leaveRecursion() { depth -= 1 }
 
-    init(now: Date, timeZone: TimeZone) {
+    init(now: Date, timeZone: TimeZone, limits: RenderLimits = .default, inputBytes: Int = 0) {
         self.now = now
         self.timeZone = timeZone
+        self.limits = limits
+        usage.inputBytes = inputBytes
+    }
+
+    // MARK: resource accounting
+
+    /// Counts `n` evaluation steps.
+    @inline(__always)
+    func step(_ n: Int = 1) throws {
+        usage.steps &+= n
+        if usage.steps > limits.steps { throw stepLimit() }
+    }
+
+    @inline(never)
+    private func stepLimit() -> EvalError {
+        EvalError.limit(.steps, "template exceeded its step limit (\(limits.steps) steps)")
+    }
+
+    /// Steps a builtin spends on `v`: one per element, one per `bytesPerStep` string bytes.
+    static func work(_ v: Value) -> Int {
+        switch v {
+        case .string(let s), .markup(let s): return s.utf8.count / RenderLimits.bytesPerStep
+        case .list(let a), .tuple(let a): return a.count
+        case .dict(let d), .view(_, let d): return d.count
+        case .loop(let l): return l.items.count
+        default: return 0
+        }
+    }
+
+    /// Bytes a value takes for the limits: string bytes, 16 per list element, 32 per dict entry.
+    static func size(_ v: Value) -> Int {
+        switch v {
+        case .string(let s), .markup(let s): return s.utf8.count
+        case .list(let a), .tuple(let a): return a.count &* 16
+        case .dict(let d), .view(_, let d): return d.count &* 32
+        default: return 0
+        }
+    }
+
+    /// Charges a value just built: checks its size and adds it to the bytes built.
+    @inline(__always)
+    func built(_ v: Value) throws {
+        let n = Interpreter.size(v)
+        if n == 0 { return }
+        try built(bytes: n)
+    }
+
+    func built(bytes n: Int) throws {
+        if n > usage.largestValueBytes {
+            usage.largestValueBytes = n
+            if n > limits.valueBytes {
+                throw EvalError.limit(.valueBytes, "MemoryError: a value of \(n) bytes exceeds the template value limit (\(limits.valueBytes) bytes)")
+            }
+        }
+        usage.builtBytes &+= n
+        if usage.builtBytes > limits.builtBytes {
+            throw EvalError.limit(.builtBytes, "MemoryError: template built more than \(limits.builtBytes) bytes")
+        }
+    }
+
+    /// Checks an output buffer after text was appended to it.
+    @inline(__always)
+    func checkOutput(_ out: String) throws {
+        let n = out.utf8.count
+        if n > usage.outputBytes {
+            usage.outputBytes = n
+            if n > limits.outputBytes {
+                throw EvalError.limit(.outputBytes, "template output exceeded its limit (\(limits.outputBytes) bytes)")
+            }
+        }
     }
 
     // MARK: statements
@@ -68,11 +141,14 @@ final class Interpreter {
     // The hot statements are handled here; the rest in `execOther`, kept out of line so that
     // recursion (macros, nested blocks) uses small stack frames.
     private func exec(_ s: Stmt, _ scope: Scope, _ out: inout String) throws -> Flow {
+        try step()
         switch s {
         case .data(let text):
             out += text
+            try checkOutput(out)
         case .output(let e):
             out += try toOutput(eval(e, scope))
+            try at(e.pos) { try checkOutput(out) }
         case .if(let branches, let elseBody):
             for (cond, body) in branches where try eval(cond, scope).truthy {
                 return try exec(body, scope, &out)
@@ -104,6 +180,7 @@ final class Interpreter {
             let inner = Scope(parent: scope)
             _ = try exec(body, inner, &text)
             var v: Value = autoescape ? .markup(text) : .string(text)
+            try built(v)
             if let filter { v = try applyFilterChain(filter, v, inner) }
             try at(p) { try assign(target, v, scope) }
         case .macro(let m):
@@ -120,12 +197,14 @@ final class Interpreter {
                 return try call(f, a)
             }
             out += try toOutput(v)
+            try checkOutput(out)
         case .filterBlock(let filter, let body, _):
             var text = ""
             let inner = Scope(parent: scope)
             _ = try exec(body, inner, &text)
             let v = try applyFilterChain(filter, autoescape ? .markup(text) : .string(text), inner)
             out += try toOutput(v)
+            try checkOutput(out)
         case .with(let pairs, let body, let p):
             let inner = Scope(parent: scope)
             for (t, e) in pairs {
@@ -170,11 +249,12 @@ final class Interpreter {
             }
         }
         for (i, item) in items.enumerated() {
+            try step()
             loop.index0 = i
             let s = Scope(parent: scope)
             try at(node.pos) { try assign(node.target, item, s) }
             s.vars["loop"] = .loop(loop)
-            let flow = try exec(node.body, s, &out)
+            let flow = try at(node.pos) { try exec(node.body, s, &out) }
             if flow == .breakLoop { break }
         }
     }
@@ -299,7 +379,7 @@ final class Interpreter {
         case .undefined: return ""
         case .markup(let s): return s
         case .string(let s): return autoescape ? PyText.htmlEscape(s) : s
-        default: return autoescape ? PyText.htmlEscape(Py.str(v)) : Py.str(v)
+        default: return autoescape ? PyText.htmlEscape(try Py.str(v)) : try Py.str(v)
         }
     }
 
@@ -307,7 +387,14 @@ final class Interpreter {
 
     func eval(_ e: Expr, _ scope: Scope) throws -> Value {
         do {
-            return try evalInner(e, scope)
+            try step()
+            let v = try evalInner(e, scope)
+            switch e {
+            case .name, .const, .getattr, .test, .compare, .not, .and, .or, .condexpr: break
+            case .getitem(_, let key, _): if case .slice = key { try built(v) }
+            default: try built(v)
+            }
+            return v
         } catch var err as EvalError where err.pos == nil {
             err.pos = e.pos
             throw err
@@ -331,8 +418,22 @@ final class Interpreter {
 
     @inline(never)
     private func evalCall(_ fn: Expr, _ args: CallArgs, _ scope: Scope) throws -> Value {
-        let f = try eval(fn, scope)
+        let f: Value
+        if case .getattr(let objE, let name, let p) = fn {
+            // a method: its work grows with the receiver (`big.split()`, `big.count(x)`)
+            let obj = try eval(objE, scope)
+            try step(Interpreter.work(obj))
+            do {
+                f = try getattr(obj, name)
+            } catch var err as EvalError where err.pos == nil {
+                err.pos = p
+                throw err
+            }
+        } else {
+            f = try eval(fn, scope)
+        }
         let a = try evalArgs(args, scope)
+        for v in a.positional { try step(Interpreter.work(v)) }
         return try call(f, a)
     }
 
@@ -340,7 +441,21 @@ final class Interpreter {
     private func evalFilter(_ operand: Expr?, _ name: String, _ args: CallArgs, _ scope: Scope) throws -> Value {
         guard let operand else { throw EvalError.type("filter without input") }
         let v = try eval(operand, scope)
-        return try Builtins.filter(name, v, evalArgs(args, scope), self)
+        let a = try evalArgs(args, scope)
+        try chargeFilter(name, v, a)
+        return try Builtins.filter(name, v, a, self)
+    }
+
+    /// Steps for a filter: its work grows with the input (and `sort`-like filters as n log n).
+    func chargeFilter(_ name: String, _ v: Value, _ a: Arguments) throws {
+        var w = Interpreter.work(v)
+        switch name {
+        case "sort", "dictsort", "unique", "groupby", "min", "max":
+            w = w &* max(1, Int.bitWidth - w.leadingZeroBitCount)
+        default: break
+        }
+        for x in a.positional { w &+= Interpreter.work(x) }
+        try step(w)
     }
 
     @inline(never)
@@ -387,7 +502,9 @@ final class Interpreter {
             return try evalFilter(operand, name, args, scope)
         case .test(let operand, let name, let args, _):
             let v = try eval(operand, scope)
-            return .bool(try Builtins.test(name, v, evalArgs(args, scope), self))
+            let a = try evalArgs(args, scope)
+            for x in a.positional { try step(Interpreter.work(x)) }
+            return .bool(try Builtins.test(name, v, a, self))
         case .neg(let o, _):
             return try Py.negate(eval(o, scope))
         case .pos(let o, _):
@@ -404,12 +521,17 @@ final class Interpreter {
             return l.truthy ? l : try eval(b, scope)
         case .concat(let items, _):
             var s = ""
-            for item in items { s += Py.str(try eval(item, scope)) }
+            for item in items {
+                s += try Py.str(try eval(item, scope))
+                if s.utf8.count > limits.valueBytes { try built(bytes: s.utf8.count) }
+            }
             return autoescape ? .markup(s) : .string(s)
         case .compare(let first, let ops, _):
             var left = try eval(first, scope)
             for (op, rhs) in ops {
                 let right = try eval(rhs, scope)
+                // `in` scans the container; ==, < walk the shorter operand
+                try step(op == .in || op == .notin ? Interpreter.work(right) : min(Interpreter.work(left), Interpreter.work(right)))
                 if !(try Py.compare(op, left, right)) { return .bool(false) }
                 left = right
             }
@@ -465,7 +587,13 @@ final class Interpreter {
     func applyFilterChain(_ e: Expr, _ input: Value, _ scope: Scope) throws -> Value {
         guard case .filter(let operand, let name, let args, let p) = e else { return try eval(e, scope) }
         let v = try operand.map { try applyFilterChain($0, input, scope) } ?? input
-        return try at(p) { try Builtins.filter(name, v, evalArgs(args, scope), self) }
+        return try at(p) { () throws -> Value in
+            let a = try evalArgs(args, scope)
+            try chargeFilter(name, v, a)
+            let r = try Builtins.filter(name, v, a, self)
+            try built(r)
+            return r
+        }
     }
 
     // MARK: attribute and item access (Jinja2 sandbox semantics)
@@ -517,7 +645,7 @@ final class Interpreter {
         if let name = key.stringValue {
             return try getattr(obj, name)
         }
-        return .undef("'\(objectDescription(obj))' has no element \(Py.repr(key))")
+        return .undef("'\(objectDescription(obj))' has no element \(Py.reprForMessage(key))")
     }
 
     func slice(_ obj: Value, _ start: Value, _ stop: Value, _ step: Value) throws -> Value {

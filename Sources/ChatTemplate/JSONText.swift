@@ -1,8 +1,11 @@
 /// Python `json.dumps` as Hugging Face's `tojson` filter calls it.
 enum JSONText {
-    static func dump(_ v: Value, indent: String?, itemSeparator: String, keySeparator: String, sortKeys: Bool, asciiOnly: Bool) throws -> String {
+    /// `limit`: the largest result (nil: the value limit of the render in progress).
+    static func dump(_ v: Value, indent: String?, itemSeparator: String, keySeparator: String, sortKeys: Bool, asciiOnly: Bool,
+                     limit: Int? = nil) throws -> String {
         var out = ""
-        try encode(v, &out, level: 0, indent: indent, itemSep: itemSeparator, keySep: keySeparator, sortKeys: sortKeys, ascii: asciiOnly)
+        let limit = limit ?? RenderBudget.valueBytes
+        try encode(v, &out, limit: limit, level: 0, indent: indent, itemSep: itemSeparator, keySep: keySeparator, sortKeys: sortKeys, ascii: asciiOnly)
         return out
     }
 
@@ -60,14 +63,16 @@ enum JSONText {
         }
     }
 
-    private static func encode(_ v: Value, _ out: inout String, level: Int, indent: String?, itemSep: String, keySep: String,
+    private static func encode(_ v: Value, _ out: inout String, limit: Int, level: Int, indent: String?, itemSep: String, keySep: String,
                                sortKeys: Bool, ascii: Bool) throws {
         switch v {
         case .none: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .int(let i): out += String(i)
         case .double(let d): out += float(d)
-        case .string(let s), .markup(let s): out += quote(s, ascii: ascii)
+        case .string(let s), .markup(let s):
+            if out.utf8.count &+ s.utf8.count > limit { throw Py.sizeError(out.utf8.count &+ s.utf8.count, limit) }
+            out += quote(s, ascii: ascii)
         case .list(let a), .tuple(let a):
             if a.isEmpty { out += "[]"; return }
             out += "["
@@ -75,7 +80,7 @@ enum JSONText {
             for (n, item) in a.enumerated() {
                 if n > 0 { out += itemSep }
                 if let inner { out += inner }
-                try encode(item, &out, level: level + 1, indent: indent, itemSep: itemSep, keySep: keySep, sortKeys: sortKeys, ascii: ascii)
+                try encode(item, &out, limit: limit, level: level + 1, indent: indent, itemSep: itemSep, keySep: keySep, sortKeys: sortKeys, ascii: ascii)
             }
             if let indent { out += "\n" + String(repeating: indent, count: level) }
             out += "]"
@@ -92,13 +97,14 @@ enum JSONText {
                 if let inner { out += inner }
                 out += quote(try key(k), ascii: ascii)
                 out += keySep
-                try encode(val, &out, level: level + 1, indent: indent, itemSep: itemSep, keySep: keySep, sortKeys: sortKeys, ascii: ascii)
+                try encode(val, &out, limit: limit, level: level + 1, indent: indent, itemSep: itemSep, keySep: keySep, sortKeys: sortKeys, ascii: ascii)
             }
             if let indent { out += "\n" + String(repeating: indent, count: level) }
             out += "}"
         default:
             throw notSerializable(v)
         }
+        if out.utf8.count > limit { throw Py.sizeError(out.utf8.count, limit) }
     }
 }
 

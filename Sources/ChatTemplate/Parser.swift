@@ -453,7 +453,10 @@ struct Parser {
     private mutating func parseCondexpr() throws -> Expr {
         var p = current.pos
         var expr1 = try parseOr()
+        var links = 0
+        defer { nesting -= links }
         while skipName("if") {
+            try enter(); links += 1
             let expr2 = try parseOr()
             var expr3: Expr? = nil
             if skipName("else") { expr3 = try parseCondexpr() }
@@ -466,7 +469,10 @@ struct Parser {
     private mutating func parseOr() throws -> Expr {
         var p = current.pos
         var left = try parseAnd()
+        var links = 0
+        defer { nesting -= links }
         while skipName("or") {
+            try enter(); links += 1
             let right = try parseAnd()
             left = .or(left, right, p)
             p = current.pos
@@ -477,7 +483,10 @@ struct Parser {
     private mutating func parseAnd() throws -> Expr {
         var p = current.pos
         var left = try parseNot()
+        var links = 0
+        defer { nesting -= links }
         while skipName("and") {
+            try enter(); links += 1
             let right = try parseNot()
             left = .and(left, right, p)
             p = current.pos
@@ -486,6 +495,8 @@ struct Parser {
     }
 
     private mutating func parseNot() throws -> Expr {
+        try enter()
+        defer { nesting -= 1 }
         if isName(current, "not") {
             let p = next().pos
             return .not(try parseNot(), p)
@@ -517,7 +528,10 @@ struct Parser {
     private mutating func parseMath1() throws -> Expr {
         var p = current.pos
         var left = try parseConcat()
+        var links = 0
+        defer { nesting -= links }
         while isOp(current, "+") || isOp(current, "-") {
+            try enter(); links += 1
             let op: BinaryOp = current.text == "+" ? .add : .sub
             next()
             let right = try parseConcat()
@@ -540,7 +554,10 @@ struct Parser {
     private mutating func parseMath2() throws -> Expr {
         var p = current.pos
         var left = try parsePow()
+        var links = 0
+        defer { nesting -= links }
         while current.kind == .op, ["*", "/", "//", "%"].contains(current.text) {
+            try enter(); links += 1
             let op = BinaryOp(rawValue: current.text) ?? .mul
             next()
             let right = try parsePow()
@@ -553,7 +570,10 @@ struct Parser {
     private mutating func parsePow() throws -> Expr {
         var p = current.pos
         var left = try parseUnary()
+        var links = 0
+        defer { nesting -= links }
         while isOp(current, "**") {
+            try enter(); links += 1
             next()
             let right = try parseUnary()
             left = .binary(.pow, left, right, p)
@@ -640,7 +660,10 @@ struct Parser {
 
     private mutating func parsePostfix(_ start: Expr) throws -> Expr {
         var node = start
+        var links = 0
+        defer { nesting -= links }
         while true {
+            if isOp(current, ".") || isOp(current, "[") || isOp(current, "(") { try enter(); links += 1 }
             if isOp(current, ".") || isOp(current, "[") {
                 node = try parseSubscript(node)
             } else if isOp(current, "(") {
@@ -654,7 +677,10 @@ struct Parser {
 
     private mutating func parseFilterExpr(_ start: Expr) throws -> Expr {
         var node = start
+        var links = 0
+        defer { nesting -= links }
         while true {
+            if isOp(current, "|") || isName(current, "is") || isOp(current, "(") { try enter(); links += 1 }
             if isOp(current, "|") {
                 node = try parseFilter(node) ?? node
             } else if isName(current, "is") {
@@ -759,7 +785,10 @@ struct Parser {
     private mutating func parseFilter(_ start: Expr?, startInline: Bool = false) throws -> Expr? {
         var node = start
         var inline = startInline
+        var links = 0
+        defer { nesting -= links }
         while isOp(current, "|") || inline {
+            try enter(); links += 1
             if !inline { next() }
             let tok = try expectName()
             var name = tok.text

@@ -84,12 +84,14 @@ enum PyFormat {
             var body: String
             switch conv {
             case "s", "r", "a":
-                var s = conv == "s" ? Py.str(value) : Py.repr(value)
-                if markup, conv == "s" { s = Py.escapeForMarkup(value) }
+                var s = conv == "s" ? try Py.str(value) : try Py.repr(value)
+                if markup, conv == "s" { s = try Py.escapeForMarkup(value) }
                 if let precision { s = PyText.make(s.unicodeScalars.prefix(precision)) }
                 body = s
                 body = pad(body, width: width, left: flags.contains("-"), zero: false)
                 out += body
+            try Py.checkSize(out.utf8.count)
+                try Py.checkSize(out.utf8.count)
                 continue
             case "d", "i", "u":
                 guard let n = value.number else { throw EvalError.type("TypeError: %\(conv) format: a real number is required, not \(value.typeName)") }
@@ -168,6 +170,7 @@ enum PyFormat {
                 guard j < u.count else { throw EvalError.type("ValueError: expected '}' before end of string") }
                 let field = PyText.make(u[(i + 1)..<j])
                 out += try formatField(field, args, &auto, interp)
+                try Py.checkSize(out.utf8.count)
                 i = j + 1
                 continue
             }
@@ -221,7 +224,7 @@ enum PyFormat {
             }
             if case .undefined(let u) = value { throw u.error }
         }
-        if conversion == "r" || conversion == "a" { value = .string(Py.repr(value)) } else if conversion == "s" { value = .string(Py.str(value)) }
+        if conversion == "r" || conversion == "a" { value = .string(try Py.repr(value)) } else if conversion == "s" { value = .string(try Py.str(value)) }
         // nested replacement fields inside the spec
         if spec.contains("{") { spec = try format(spec, args, interp: interp) }
         return try formatSpec(value, spec)
@@ -229,7 +232,7 @@ enum PyFormat {
 
     /// Python's format-spec mini-language for str, int and float.
     static func formatSpec(_ value: Value, _ spec: String) throws -> String {
-        if spec.isEmpty { return Py.str(value) }
+        if spec.isEmpty { return try Py.str(value) }
         var u = Array(spec.unicodeScalars)
         var fill: Unicode.Scalar = " "
         var align: Unicode.Scalar? = nil
@@ -271,7 +274,7 @@ enum PyFormat {
             if align == nil { align = "<" }
         default:
             guard let n = value.number else {
-                if type == nil { body = Py.str(value); break }
+                if type == nil { body = try Py.str(value); break }
                 throw EvalError.type("TypeError: unsupported format string passed to \(value.typeName).__format__")
             }
             let isInt: Bool

@@ -4,39 +4,74 @@ import Foundation
 enum Py {
     // MARK: str / repr
 
-    static func str(_ v: Value) -> String {
+    /// Python `str()`. Throws a value-size limit error rather than build a string larger than
+    /// `RenderBudget.valueBytes` (a list repeating one big string many times prints very large).
+    static func str(_ v: Value) throws -> String {
         switch v {
         case .undefined: return ""
         case .string(let s), .markup(let s): return s
-        default: return repr(v, top: true)
-        }
-    }
-
-    static func repr(_ v: Value, top: Bool = false) -> String {
-        var visiting = Set<ObjectIdentifier>()
-        return repr(v, top: top, &visiting)
-    }
-
-    /// `visiting` holds the namespaces being printed (namespaces can contain themselves).
-    private static func repr(_ v: Value, top: Bool, _ visiting: inout Set<ObjectIdentifier>) -> String {
-        switch v {
-        case .undefined: return top ? "" : "Undefined"
         case .none: return "None"
         case .bool(let b): return b ? "True" : "False"
         case .int(let i): return String(i)
         case .double(let d): return PyNumber.repr(d)
-        case .string(let s): return top ? s : PyText.repr(s)
-        case .markup(let s): return top ? s : "Markup(\(PyText.repr(s)))"
+        default: return try repr(v, top: true)
+        }
+    }
+
+    static func repr(_ v: Value, top: Bool = false) throws -> String {
+        var visiting = Set<ObjectIdentifier>()
+        var out = ""
+        try repr(v, top: top, &out, &visiting, limit: RenderBudget.valueBytes)
+        return out
+    }
+
+    /// `repr` for error messages: cut short, never fails.
+    static func reprForMessage(_ v: Value) -> String {
+        var visiting = Set<ObjectIdentifier>()
+        var out = ""
+        do {
+            try repr(v, top: false, &out, &visiting, limit: 200)
+        } catch {
+            out = String(out.unicodeScalars.prefix(200)) + "..."
+        }
+        return out
+    }
+
+    static func sizeError(_ n: Int, _ limit: Int) -> EvalError {
+        EvalError.limit(.valueBytes, "MemoryError: a value of more than \(n) bytes exceeds the template value limit (\(limit) bytes)")
+    }
+
+    /// `visiting` holds the namespaces being printed (namespaces can contain themselves).
+    private static func repr(_ v: Value, top: Bool, _ out: inout String, _ visiting: inout Set<ObjectIdentifier>, limit: Int) throws {
+        switch v {
+        case .undefined: out += top ? "" : "Undefined"
+        case .none: out += "None"
+        case .bool(let b): out += b ? "True" : "False"
+        case .int(let i): out += String(i)
+        case .double(let d): out += PyNumber.repr(d)
+        case .string(let s):
+            if s.utf8.count > limit { throw sizeError(s.utf8.count, limit) }
+            out += top ? s : PyText.repr(s)
+        case .markup(let s):
+            if s.utf8.count > limit { throw sizeError(s.utf8.count, limit) }
+            out += top ? s : "Markup(\(PyText.repr(s)))"
         case .list(let a):
-            var parts: [String] = []
-            for x in a { parts.append(repr(x, top: false, &visiting)) }
-            return "[" + parts.joined(separator: ", ") + "]"
+            out += "["
+            for (i, x) in a.enumerated() {
+                if i > 0 { out += ", " }
+                try repr(x, top: false, &out, &visiting, limit: limit)
+                if out.utf8.count > limit { throw sizeError(out.utf8.count, limit) }
+            }
+            out += "]"
         case .tuple(let a):
-            var parts: [String] = []
-            for x in a { parts.append(repr(x, top: false, &visiting)) }
-            if a.count == 1 { return "(" + parts[0] + ",)" }
-            return "(" + parts.joined(separator: ", ") + ")"
-        case .dict(let d): return dictRepr(d, &visiting)
+            out += "("
+            for (i, x) in a.enumerated() {
+                if i > 0 { out += ", " }
+                try repr(x, top: false, &out, &visiting, limit: limit)
+                if out.utf8.count > limit { throw sizeError(out.utf8.count, limit) }
+            }
+            out += a.count == 1 ? ",)" : ")"
+        case .dict(let d): try dictRepr(d, &out, &visiting, limit: limit)
         case .view(let kind, let d):
             let items: [Value]
             switch kind {
@@ -44,24 +79,35 @@ enum Py {
             case .keys: items = d.keys
             case .values: items = d.values
             }
-            return "\(kind.rawValue)(" + repr(.list(items), top: false, &visiting) + ")"
-        case .iterator(let it): return "<\(it.typeName) object>"
+            out += "\(kind.rawValue)("
+            try repr(.list(items), top: false, &out, &visiting, limit: limit)
+            out += ")"
+        case .iterator(let it): out += "<\(it.typeName) object>"
         case .namespace(let ns):
             let id = ObjectIdentifier(ns)
-            if visiting.contains(id) { return "<Namespace {...}>" }
+            if visiting.contains(id) { out += "<Namespace {...}>"; return }
             visiting.insert(id)
             defer { visiting.remove(id) }
-            return "<Namespace " + dictRepr(ns.attrs, &visiting) + ">"
-        case .function(let f): return f.isMacro ? "<Macro \(PyText.repr(f.name))>" : "<built-in method \(f.name)>"
-        case .loop(let l): return "<LoopContext \(l.index0 + 1)/\(l.length)>"
-        case .cycler: return "<jinja2.utils.Cycler object>"
+            out += "<Namespace "
+            try dictRepr(ns.attrs, &out, &visiting, limit: limit)
+            out += ">"
+        case .function(let f): out += f.isMacro ? "<Macro \(PyText.repr(f.name))>" : "<built-in method \(f.name)>"
+        case .loop(let l): out += "<LoopContext \(l.index0 + 1)/\(l.length)>"
+        case .cycler: out += "<jinja2.utils.Cycler object>"
         }
+        if out.utf8.count > limit { throw sizeError(out.utf8.count, limit) }
     }
 
-    private static func dictRepr(_ d: PyDict, _ visiting: inout Set<ObjectIdentifier>) -> String {
-        var parts: [String] = []
-        for (k, v) in zip(d.keys, d.values) { parts.append(repr(k, top: false, &visiting) + ": " + repr(v, top: false, &visiting)) }
-        return "{" + parts.joined(separator: ", ") + "}"
+    private static func dictRepr(_ d: PyDict, _ out: inout String, _ visiting: inout Set<ObjectIdentifier>, limit: Int) throws {
+        out += "{"
+        for (i, (k, v)) in zip(d.keys, d.values).enumerated() {
+            if i > 0 { out += ", " }
+            try repr(k, top: false, &out, &visiting, limit: limit)
+            out += ": "
+            try repr(v, top: false, &out, &visiting, limit: limit)
+            if out.utf8.count > limit { throw sizeError(out.utf8.count, limit) }
+        }
+        out += "}"
     }
 
     // MARK: equality and ordering
@@ -169,8 +215,12 @@ enum Py {
     static func iterate(_ v: Value) throws -> [Value] {
         switch v {
         case .list(let a), .tuple(let a): return a
-        case .string(let s): return s.unicodeScalars.map { .string(String(Character($0))) }
-        case .markup(let s): return s.unicodeScalars.map { .markup(String(Character($0))) }
+        case .string(let s):
+            try checkSize(s.utf8.count, unit: 16)
+            return s.unicodeScalars.map { .string(String(Character($0))) }
+        case .markup(let s):
+            try checkSize(s.utf8.count, unit: 16)
+            return s.unicodeScalars.map { .markup(String(Character($0))) }
         case .dict(let d): return d.keys
         case .view(let kind, let d):
             switch kind {
@@ -222,8 +272,8 @@ enum Py {
                 }
             }
             switch (a, b) {
-            case (.markup(let x), _): return .markup(x + escapeForMarkup(b))
-            case (_, .markup(let y)) where a.stringValue != nil: return .markup(escapeForMarkup(a) + y)
+            case (.markup(let x), _): return .markup(x + (try escapeForMarkup(b)))
+            case (_, .markup(let y)) where a.stringValue != nil: return .markup((try escapeForMarkup(a)) + y)
             case (.string(let x), .string(let y)): return .string(x + y)
             case (.list(let x), .list(let y)): return .list(x + y)
             case (.tuple(let x), .tuple(let y)): return .tuple(x + y)
@@ -325,17 +375,22 @@ enum Py {
         }
     }
 
-    /// Largest string / list a template may build by repetition or padding.
-    static let maxSize = 50_000_000
-
+    /// Refuses to build a string / list of `n` bytes (elements count 16) past the value limit.
     static func checkSize(_ n: Int) throws {
-        if n > maxSize { throw EvalError.type("MemoryError: result would have \(n) elements (limit \(maxSize))") }
+        let limit = RenderBudget.valueBytes
+        if n > limit { throw EvalError.limit(.valueBytes, "MemoryError: result would have \(n) bytes (limit \(limit))") }
+    }
+
+    /// `checkSize` for `count` items of `unit` bytes each, without overflow.
+    static func checkSize(_ count: Int, unit: Int) throws {
+        let (n, o) = count.multipliedReportingOverflow(by: unit)
+        try checkSize(o ? Int.max : n)
     }
 
     private static func repeatSeq(_ v: Value, _ n: Int) throws -> Value? {
         switch v {
-        case .string(let s), .markup(let s): try checkSize(s.utf8.count.multipliedReportingOverflow(by: n).overflow ? Int.max : s.utf8.count * n)
-        case .list(let a), .tuple(let a): try checkSize(a.count.multipliedReportingOverflow(by: n).overflow ? Int.max : a.count * n)
+        case .string(let s), .markup(let s): try checkSize(s.utf8.count, unit: n)
+        case .list(let a), .tuple(let a): try checkSize(a.count &* 16, unit: n)
         default: break
         }
         switch v {
@@ -347,9 +402,9 @@ enum Py {
         }
     }
 
-    static func escapeForMarkup(_ v: Value) -> String {
+    static func escapeForMarkup(_ v: Value) throws -> String {
         if case .markup(let s) = v { return s }
-        return PyText.htmlEscape(str(v))
+        return PyText.htmlEscape(try str(v))
     }
 
     static func negate(_ v: Value) throws -> Value {

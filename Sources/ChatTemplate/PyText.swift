@@ -187,13 +187,18 @@ enum PyText {
     }
 
     /// `str.replace(old, new, count=-1)`.
-    static func replace(_ s: String, _ old: String, _ new: String, count: Int = -1) -> String {
+    /// Python `str.replace`; throws at the value-size limit (counted in scalars, at most the bytes).
+    static func replace(_ s: String, _ old: String, _ new: String, count: Int = -1) throws -> String {
         let u = scalars(s), o = scalars(old), nw = scalars(new)
         var out: [Unicode.Scalar] = []
         var n = 0
+        let limit = RenderBudget.valueBytes
         if o.isEmpty {
             for c in u {
-                if count < 0 || n < count { out.append(contentsOf: nw); n += 1 }
+                if count < 0 || n < count {
+                    out.append(contentsOf: nw); n += 1
+                    if out.count > limit { throw Py.sizeError(out.count, limit) }
+                }
                 out.append(c)
             }
             if count < 0 || n < count { out.append(contentsOf: nw) }
@@ -205,6 +210,7 @@ enum PyText {
                 out.append(contentsOf: nw)
                 i += o.count
                 n += 1
+                if out.count > limit { throw Py.sizeError(out.count, limit) }
             } else {
                 out.append(u[i])
                 i += 1

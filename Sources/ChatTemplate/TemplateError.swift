@@ -13,16 +13,25 @@ public struct TemplateError: Error, CustomStringConvertible, Equatable, Sendable
         case runtime
     }
 
+    /// A resource limit that stopped rendering (see `RenderLimits`).
+    public enum Limit: String, Sendable, Equatable {
+        case steps, outputBytes, valueBytes, builtBytes, recursionDepth
+    }
+
     public let kind: Kind
     public let message: String
     public let line: Int
     public let column: Int
+    /// Set when rendering stopped at a resource limit (`kind` is then `.runtime`, as Jinja2's
+    /// own `RecursionError`/`MemoryError`/`OverflowError` are).
+    public let limit: Limit?
 
-    public init(kind: Kind, message: String, line: Int, column: Int) {
+    public init(kind: Kind, message: String, line: Int, column: Int, limit: Limit? = nil) {
         self.kind = kind
         self.message = message
         self.line = line
         self.column = column
+        self.limit = limit
     }
 
     public var description: String {
@@ -53,6 +62,11 @@ struct EvalError: Error {
     var kind: TemplateError.Kind
     var message: String
     var pos: Pos?
+    var limit: TemplateError.Limit? = nil
+
+    static func limit(_ limit: TemplateError.Limit, _ message: String) -> EvalError {
+        EvalError(kind: .runtime, message: message, pos: nil, limit: limit)
+    }
 
     static func type(_ message: String) -> EvalError { EvalError(kind: .runtime, message: message, pos: nil) }
     static func undefined(_ message: String) -> EvalError { EvalError(kind: .runtime, message: message, pos: nil) }

@@ -16,7 +16,7 @@ public enum TemplateValue: Sendable, Equatable, CustomStringConvertible {
     /// JSON text of this value (Python `json.dumps` spacing, non-ASCII kept).
     public var description: String {
         (try? JSONText.dump(RuntimeValue(self), indent: nil, itemSeparator: ", ", keySeparator: ": ",
-                            sortKeys: false, asciiOnly: false)) ?? "<unserializable>"
+                            sortKeys: false, asciiOnly: false, limit: Int.max)) ?? "<unserializable>"
     }
 
     public subscript(key: String) -> TemplateValue? {

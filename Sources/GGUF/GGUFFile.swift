@@ -238,7 +238,12 @@ public final class GGUFFile: @unchecked Sendable {
     /// An integer value (any width, converted when it fits); nil if absent.
     public func int(_ key: String) throws -> Int? {
         guard let v = metadata[key] else { return nil }
-        guard let i = v.intValue else { throw mismatch(key, v, "an integer") }
+        guard let i = v.intValue else {
+            if case .uint64(let u) = v {
+                throw GGUFError(.typeMismatch, "metadata key '\(key)' has type u64 and the value \(u), beyond the largest integer supported (\(Int.max))")
+            }
+            throw mismatch(key, v, "an integer")
+        }
         return i
     }
 

@@ -158,6 +158,10 @@ public struct ModelConfig: Sendable, Codable, Equatable {
     /// `attention.sliding_window_pattern` as a per-layer bool array, or as a period n (every n-th
     /// layer global, the others sliding), else `defaultPeriod` — as llama.cpp's set_swa_pattern.
     mutating func readSlidingWindow(_ r: MetadataReader, defaultPeriod: Int, defaultWindow: Int? = nil) throws {
+        // The per-layer flags are built from block_count: bound it first (validate() runs later).
+        guard ModelConfig.blockCountRange.contains(blockCount) else {
+            throw r.bad("block_count", "\(blockCount) is out of range \(ModelConfig.blockCountRange)")
+        }
         let key = "attention.sliding_window"
         guard let w = try r.int(key) ?? defaultWindow else { return }
         guard w > 0 else {
@@ -176,13 +180,16 @@ public struct ModelConfig: Sendable, Codable, Equatable {
         slidingLayers = (0..<blockCount).map { period == 0 || $0 % period < period - 1 }
     }
 
+    /// Layers a model may have.
+    static let blockCountRange = 1...4096
+
     /// Bounds and consistency checks shared by all architectures (run after the architecture's
     /// own reading): everything later code relies on for memory safety is checked here.
     func validate() throws {
         let p = architecture
         func bad(_ key: String, _ m: String) -> ModelError { .badMetadata(key: "\(p).\(key)", message: m) }
         let limit = 1 << 20
-        guard (1...4096).contains(blockCount) else { throw bad("block_count", "\(blockCount) is out of range 1...4096") }
+        guard ModelConfig.blockCountRange.contains(blockCount) else { throw bad("block_count", "\(blockCount) is out of range \(ModelConfig.blockCountRange)") }
         guard (1...limit).contains(embeddingLength) else { throw bad("embedding_length", "\(embeddingLength) is out of range 1...\(limit)") }
         guard (1...(1 << 22)).contains(feedForwardLength) else { throw bad("feed_forward_length", "\(feedForwardLength) is out of range 1...\(1 << 22)") }
         guard (1...4096).contains(headCount) else { throw bad("attention.head_count", "\(headCount) is out of range 1...4096") }

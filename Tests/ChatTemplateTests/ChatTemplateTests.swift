@@ -171,6 +171,24 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertEqual(error("{{ \(lists) }}")?.kind, .syntax)
     }
 
+    /// 100,000 `not` used to overflow the parser's stack; operator, filter, test and suffix chains
+    /// build trees as deep as they are long and count as nesting too.
+    func testLongChainsAreNesting() {
+        XCTAssertEqual(error(String(repeating: "{% if true %}", count: 100000))?.kind, .syntax)
+        XCTAssertEqual(error("{{ " + String(repeating: "(", count: 100000) + " }}")?.kind, .syntax)
+        XCTAssertEqual(error("{{ " + String(repeating: "-", count: 100000) + "1 }}")?.kind, .syntax)
+        XCTAssertEqual(error("{{ " + String(repeating: "not ", count: 100000) + "1 }}")?.kind, .syntax)
+        XCTAssertEqual(error("{{ x" + String(repeating: "|e", count: 100000) + " }}")?.kind, .syntax)
+        // long operator chains build trees as deep as they are long (evaluation recurses through them)
+        for chain in [" + 1", " * 1", " ** 1", " and 1", " or 1", " if 1 else 1", ".a", "[0]", "()", " is defined"] {
+            XCTAssertEqual(error("{{ 1" + String(repeating: chain, count: 100000) + " }}")?.kind, .syntax, chain)
+        }
+        // ~ and comparisons are flat lists, evaluated in a loop
+        XCTAssertEqual(try ChatTemplate("{{ 1" + String(repeating: " ~ 1", count: 100000) + " }}").render([:]).count, 100001)
+        XCTAssertEqual(try ChatTemplate("{{ 1" + String(repeating: " == 1", count: 100000) + " }}").render([:]), "True")
+        XCTAssertEqual(error("{% filter e" + String(repeating: "|e", count: 100000) + " %}x{% endfilter %}")?.kind, .syntax)
+    }
+
     func testRecursionLimits() {
         XCTAssertEqual(error("{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}")?.kind, .runtime)
         XCTAssertEqual(error("{% for x in t recursive %}{{ loop(t) }}{% endfor %}", ["t": [1]])?.kind, .runtime)
@@ -238,7 +256,7 @@ final class ChatTemplateTests: XCTestCase {
         XCTAssertGreaterThan(failed, 0)
     }
 
-    /// On a small (512 KiB) thread stack, deep recursion ends in an error, not a crash.
+    /// On a small (512 KiB in release builds) thread stack, deep recursion ends in an error, not a crash.
     func testDeepRecursionOnSmallStack() {
         let done = expectation(description: "rendered")
         let thread = Thread {
@@ -268,7 +286,13 @@ final class ChatTemplateTests: XCTestCase {
             XCTAssertEqual(try? ChatTemplate("{{ v|tojson|length }}").render(["v": TemplateValue(jsonString: deepJSON)]), "500")
             done.fulfill()
         }
+        // Debug and sanitizer builds use several times the stack per frame (ASan: a 250-deep tojson
+        // overflowed 512 KiB); the bounds are tuned for release builds, which keep 512 KiB.
+        #if DEBUG
+        thread.stackSize = 4 * 1024 * 1024
+        #else
         thread.stackSize = 512 * 1024
+        #endif
         thread.start()
         wait(for: [done], timeout: 60)
     }
