@@ -34,8 +34,19 @@ final class Forward {
     /// Query rows per attention block in the BLAS path (bounds the work above the causal diagonal).
     static let attentionBlock = 64
 
+    /// The rows of one session in a step: rows start..<start+count at positions pos0..<pos0+count.
+    struct Segment {
+        unowned let session: TransformerSession
+        let start: Int
+        let count: Int
+        let pos0: Int
+    }
+
     private(set) var n = 0
+    /// Position of the first row (steps of one session; the BLAS path runs only then).
     private(set) var pos0 = 0
+    /// The sessions whose tokens this step evaluates (one, or several: continuous batching).
+    private(set) var segments: [Segment] = []
     private(set) var blas = false
     private var s: Scratch!
 
@@ -72,11 +83,13 @@ final class Forward {
     // MARK: - Step
 
     /// Starts a step: token embeddings into x (scaled where the architecture says), RoPE tables.
-    func begin(scratch: Scratch, tokens: UnsafePointer<Int32>, n: Int, pos0: Int) {
+    /// Rows are independent everywhere but in attention, which reads each segment's own cache.
+    func begin(scratch: Scratch, tokens: UnsafePointer<Int32>, n: Int, segments: [Segment]) {
         s = scratch
         self.n = n
-        self.pos0 = pos0
-        blas = n >= model.options.minBatchForBLAS
+        self.segments = segments
+        pos0 = segments[0].pos0
+        blas = n >= model.options.minBatchForBLAS && segments.count == 1
         // OpenBLAS brings its own threads: our idle workers must not spin while it runs.
         if blas { pool.setSpin(microseconds: 0) }
         // x[i] = token_embd[tokens[i]] (· embeddingScale)                 x: [n, d]
@@ -88,10 +101,13 @@ final class Forward {
         }
         // Rotation tables per position, for global and (if any) sliding layers.  cs: [n, 2 ropeDim]
         let hasSliding = c.slidingLayers.contains(true)
-        for i in 0..<n {
-            ek_rope_cache(s.csGlobal + i * 2 * ropeDim, Int64(pos0 + i), Int64(ropeDim), c.ropeFreqBase, freqScale, model.weights.ropeFreqs)
-            if hasSliding {
-                ek_rope_cache(s.csSliding + i * 2 * ropeDim, Int64(pos0 + i), Int64(ropeDim), c.ropeFreqBaseSWA, freqScale, model.weights.ropeFreqs)
+        for seg in segments {
+            for j in 0..<seg.count {
+                let i = seg.start + j, pos = Int64(seg.pos0 + j)
+                ek_rope_cache(s.csGlobal + i * 2 * ropeDim, pos, Int64(ropeDim), c.ropeFreqBase, freqScale, model.weights.ropeFreqs)
+                if hasSliding {
+                    ek_rope_cache(s.csSliding + i * 2 * ropeDim, pos, Int64(ropeDim), c.ropeFreqBaseSWA, freqScale, model.weights.ropeFreqs)
+                }
             }
         }
     }
@@ -99,6 +115,7 @@ final class Forward {
     func end() {
         if blas { pool.setSpin(microseconds: TransformerModel.decodeSpinMicroseconds) }
         s = nil
+        segments = []
     }
 
     // MARK: - Operations for the blocks
@@ -162,12 +179,18 @@ final class Forward {
     /// Appends this batch's k, v to layer l's cache, then
     /// att = softmax(scale · q·Kᵀ [softcapped] [within the sliding window], causal) · V.
     func attention(layer l: Int, scale: Float) {
+        for seg in segments { attention(layer: l, scale: scale, seg) }
+    }
+
+    private func attention(layer l: Int, scale: Float, _ seg: Segment) {
         // Layer l's cache holds positions base..<base+cap in slots 0..<cap (sliding layers keep
         // only recent positions); the kernels index it by slot, positions relative to base.
-        let cap = session.kvCapacity[l], base = c.slidingLayers[l] ? session.slidingBase : 0
-        let kc = session.kCache + session.kvOffset[l], vc = session.vCache + session.kvOffset[l]
-        let qkv = s.qkv, w = qkvWidth, hd = hd, nkv = nkv, dq = dq, dkv = dkv, slot0 = pos0 - base
-        forEachRow { i in
+        let cache = seg.session
+        let cap = cache.kvCapacity[l], base = c.slidingLayers[l] ? cache.slidingBase : 0
+        let kc = cache.kCache + cache.kvOffset[l], vc = cache.vCache + cache.kvOffset[l]
+        let w = qkvWidth, hd = hd, nkv = nkv, dq = dq, dkv = dkv, slot0 = seg.pos0 - base
+        let qkv = s.qkv + seg.start * w, outWidth = c.attentionOutputDimension
+        forEachRow(seg.count) { i in
             let row = qkv + i * w
             for g in 0..<nkv {
                 ek_f32_to_f16_row(row + dq + g * hd, kc + g * cap * hd + (slot0 + i) * hd, Int64(hd))
@@ -183,9 +206,9 @@ final class Forward {
             // cache), or its flash-attention kernel when asked for.
             let mode = model.options.attention == .llamaCppFlashAttention ? EK_ATTN_GGML_FLASH : EK_ATTN_GGML_VEC
             var a = ek_attn_task(q: qkv, q_stride: Int64(w), k: kc, vt: vc, kv_len: Int64(cap),
-                                 out: s.att, out_stride: Int64(c.attentionOutputDimension), out_q8: nil, out_q8_stride: 0,
+                                 out: s.att + seg.start * outWidth, out_stride: Int64(outWidth), out_q8: nil, out_q8_stride: 0,
                                  scratch: session.attnScratch.floats, scratch_stride: Int64(session.attnScratchStride),
-                                 n_tok: Int64(n), pos0: Int64(slot0), n_head: Int64(nh), n_head_kv: Int64(nkv),
+                                 n_tok: Int64(seg.count), pos0: Int64(slot0), n_head: Int64(nh), n_head_kv: Int64(nkv),
                                  head_dim: Int64(hd), scale: scale, mode: Int32(mode.rawValue),
                                  window: Int64(window), softcap: softcap)
             pool.run(ek_attn_task_run, context: &a)
@@ -230,6 +253,17 @@ final class Forward {
 
     // MARK: - Output
 
+    /// logits[k] = (rmsnorm(x[rows[k]]) · output_norm) · Woutᵀ for the wanted rows [, softcapped].
+    func output(rows wanted: [Int], logits: UnsafeMutablePointer<Float>) {
+        guard let r0 = wanted.first else { return }
+        if wanted.last! - r0 + 1 == wanted.count { return output(rows: r0..<(r0 + wanted.count), logits: logits) }
+        // Rows apart (the last token of each sequence): normalized into xb[0..<count], then one product.
+        let W = model.weights, d = d, eps = c.rmsEpsilon, x = s.x, xb = s.xb
+        forEachRow(wanted.count) { k in ek_rmsnorm_f32(xb + k * d, x + wanted[k] * d, W.outputNorm, Int64(d), eps) }
+        matmul([W.output], from: xb, cols: d, into: [logits], stride: c.vocabSize, accumulate: false, rows: wanted.count, int8: true)
+        softcapLogits(logits, rows: wanted.count)
+    }
+
     /// logits[r] = (rmsnorm(x[r]) · output_norm) · Woutᵀ for the wanted rows [, softcapped].
     func output(rows outRows: Range<Int>, logits: UnsafeMutablePointer<Float>) {
         guard !outRows.isEmpty else { return }
@@ -244,10 +278,14 @@ final class Forward {
         } else {
             matmul([W.output], from: xb + r0 * d, cols: d, into: [logits], stride: vocab, accumulate: false, rows: rows, int8: true)
         }
+        softcapLogits(logits, rows: rows)
+    }
+
+    private func softcapLogits(_ logits: UnsafeMutablePointer<Float>, rows: Int) {
         if let cap = c.finalLogitSoftcap {
             // ggml: scale(1/c), tanh, scale(c)
             let inv = 1 / cap
-            for i in 0..<(rows * vocab) { logits[i] = tanhf(logits[i] * inv) * cap }
+            for i in 0..<(rows * c.vocabSize) { logits[i] = tanhf(logits[i] * inv) * cap }
         }
     }
 

@@ -37,8 +37,8 @@ public final class TransformerSession {
     /// Scratch for one token (decode) and, allocated on first use, for a batch.
     private let one: Scratch
     private var many: Scratch?
-    private let decodeLogits: AlignedBuffer   // [vocab]
-    private var batchLogits: AlignedBuffer?   // [rows × vocab], grown on demand
+    fileprivate let decodeLogits: AlignedBuffer   // [vocab]
+    fileprivate var batchLogits: AlignedBuffer?   // [rows × vocab], grown on demand
     /// Float weights of the matrices one BLAS product uses (allocated on first BLAS batch).
     var floatWeights: AlignedBuffer?
     private lazy var forwardPass = Forward(session: self)
@@ -157,7 +157,7 @@ public final class TransformerSession {
     }
 
     /// Rejects bad token ids and overflow before anything is written.
-    private func check<C: Collection>(_ tokens: C) throws where C.Element == Int32 {
+    fileprivate func check<C: Collection>(_ tokens: C) throws where C.Element == Int32 {
         guard position + tokens.count <= contextLength else {
             throw ModelError.contextOverflow(position: position, count: tokens.count, limit: contextLength)
         }
@@ -168,21 +168,34 @@ public final class TransformerSession {
     }
 
     private func run(_ tokens: UnsafePointer<Int32>, _ n: Int, outRows: Range<Int>, logits: UnsafeMutablePointer<Float>) {
-        if position + n - slidingBase > slidingCapacity { dropOldSlidingPositions() }
+        let f = begin(tokens, [(self, n)])
+        f.output(rows: outRows, logits: logits)
+        f.end()
+    }
+
+    /// Runs the blocks over the sessions' rows (in order, `counts` rows each) with this session's
+    /// scratch, and advances each session's position; the caller then takes the logits it wants
+    /// from the returned pass and ends it. Call with the model lock held.
+    fileprivate func begin(_ tokens: UnsafePointer<Int32>, _ parts: [(TransformerSession, Int)]) -> Forward {
+        var segments: [Forward.Segment] = [], start = 0
+        for (session, count) in parts {
+            if session.position + count - session.slidingBase > session.slidingCapacity { session.dropOldSlidingPositions() }
+            segments.append(Forward.Segment(session: session, start: start, count: count, pos0: session.position))
+            start += count
+        }
         let f = forwardPass
-        f.begin(scratch: n == 1 ? one : (many ?? one), tokens: tokens, n: n, pos0: position)
+        f.begin(scratch: start == 1 ? one : (many ?? one), tokens: tokens, n: start, segments: segments)
         for l in 0..<model.config.blockCount {
             model.architecture.block(f, l, model.weights.layers[l], model.config)
         }
-        position += n
-        f.output(rows: outRows, logits: logits)
-        f.end()
+        for (session, count) in parts { session.position += count }
+        return f
     }
 
     /// Makes room in the sliding layers' caches for a batch: keeps the window - 1 keys the next
     /// token sees plus one batch of history, and moves them to the front (one memmove per K
     /// and V row, once every batch of positions at most).
-    private func dropOldSlidingPositions() {
+    fileprivate func dropOldSlidingPositions() {
         let c = model.config
         guard let w = c.slidingWindow else { return }
         let batch = min(max(1, model.options.maxBatch), contextLength)
@@ -206,7 +219,7 @@ public final class TransformerSession {
 
     /// Allocates (once, or larger) what a call with chunks of `chunk` tokens and `logitRows`
     /// logit rows needs, before anything runs: failure is a typed error and changes nothing.
-    private func prepare(chunk: Int, logitRows: Int) throws {
+    fileprivate func prepare(chunk: Int, logitRows: Int) throws {
         let vocab = model.config.vocabSize
         if logitRows > 1, (batchLogits?.byteCount ?? 0) < logitRows * vocab * 4 {
             batchLogits = nil
@@ -222,6 +235,63 @@ public final class TransformerSession {
         if blas, floatWeights == nil {
             floatWeights = try AlignedBuffer(floats: model.plan.floatWeightElements, what: "weights as Float (BLAS prefill)")
         }
+    }
+}
+
+/// The tokens one session contributes to a step of several sessions.
+public struct SequenceTokens {
+    public let session: TransformerSession
+    public let tokens: [Int32]
+    public init(_ session: TransformerSession, _ tokens: [Int32]) {
+        self.session = session
+        self.tokens = tokens
+    }
+}
+
+extension TransformerModel {
+    /// Largest number of tokens one `evaluate(_:_:)` step takes.
+    public var maxStepTokens: Int { max(1, options.maxBatch) }
+
+    /// Continuous batching: appends each part's tokens to its own session in one forward pass
+    /// (the weights are read once for all of them) and hands `body` the logits after the last
+    /// token of each part, row k for parts[k] (parts.count × vocabSize floats, valid only during
+    /// the call). Every token gets the arithmetic it gets alone, so a session's logits do not
+    /// depend on what it was batched with. The sessions must be distinct sessions of this model;
+    /// the parts hold 1...`maxStepTokens` tokens in all. On error nothing is written.
+    public func evaluate<R>(_ parts: [SequenceTokens], _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        guard let host = parts.max(by: { $0.session.contextLength < $1.session.contextLength })?.session else {
+            throw ModelError.invalidArgument("no sequences to evaluate")
+        }
+        var seen = Set<ObjectIdentifier>(), total = 0
+        for p in parts {
+            guard p.session.model === self else { throw ModelError.invalidArgument("a session of another model was passed to evaluate") }
+            guard seen.insert(ObjectIdentifier(p.session)).inserted else {
+                throw ModelError.invalidArgument("a session appears twice in one step")
+            }
+            guard !p.tokens.isEmpty else { throw ModelError.invalidArgument("no tokens to evaluate for a sequence") }
+            try p.session.check(p.tokens)
+            total += p.tokens.count
+        }
+        let limit = min(maxStepTokens, host.contextLength)
+        guard total <= limit else {
+            throw ModelError.invalidArgument("a step takes at most \(limit) tokens, got \(total)")
+        }
+        try host.prepare(chunk: total, logitRows: parts.count)
+        let out = parts.count == 1 ? host.decodeLogits.floats : host.batchLogits!.floats
+        let tokens = parts.flatMap(\.tokens)
+        var last: [Int] = [], end = 0
+        for p in parts {
+            end += p.tokens.count
+            last.append(end - 1)
+        }
+        lock.lock()
+        tokens.withUnsafeBufferPointer { tok in
+            let f = host.begin(tok.baseAddress!, parts.map { ($0.session, $0.tokens.count) })
+            f.output(rows: last, logits: out)
+            f.end()
+        }
+        lock.unlock()
+        return try body(UnsafeBufferPointer(start: out, count: parts.count * config.vocabSize))
     }
 }
 
