@@ -213,8 +213,11 @@ final class ModelEngine: @unchecked Sendable {
         // document is complete and nothing may follow, generation stops.
         let masker = job.automaton.map { TokenMasker(automaton: $0, trie: tokenTrie(), endTokens: endIDs.sorted()) }
         var masked: [Float] = []
+        var constraintNanos: UInt64 = 0
         func choose(_ logits: UnsafeBufferPointer<Float>) throws -> Int32 {
             guard let masker else { return sampler.sample(logits) }
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            defer { constraintNanos += DispatchTime.now().uptimeNanoseconds - t0 }
             masked.removeAll(keepingCapacity: true)
             masked.append(contentsOf: logits)
             let allowed = masked.withUnsafeMutableBufferPointer { masker.apply(to: $0) }
@@ -258,7 +261,9 @@ final class ModelEngine: @unchecked Sendable {
             timeToFirstToken: Double(firstTokenAt - start) / 1e9,
             generationSeconds: Double(end - firstTokenAt) / 1e9,
             sampledTokens: sampled,
-            seed: sampler.seed)
+            seed: sampler.seed,
+            constraintSeconds: Double(constraintNanos) / 1e9,
+            maskWalks: masker?.walks ?? 0)
         var json: JSONValue? = nil
         if let masker {
             guard masker.isAccepting else { throw AIError.jsonModeNotMet(maxTokens: job.maxTokens) }

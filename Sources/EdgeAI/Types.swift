@@ -214,6 +214,10 @@ public struct GenerationStats: Sendable, Equatable, Hashable {
     public var sampledTokens: Int
     /// Seed used by the sampler.
     public var seed: UInt64
+    /// JSON mode: seconds spent masking tokens and advancing the grammar (part of the above).
+    public var constraintSeconds: Double = 0
+    /// JSON mode: token masks computed by walking the vocabulary trie (the others came from the cache).
+    public var maskWalks: Int = 0
 
     /// Decode speed: tokens after the first per second.
     public var tokensPerSecond: Double {
