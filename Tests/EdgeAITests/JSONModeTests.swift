@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import EdgeAI
+import WorkerApp
 
 /// One JSON-mode case: a schema of ours and a request that fits it.
 struct SchemaCase {
@@ -150,6 +151,39 @@ final class JSONModeModelTests: XCTestCase {
         guard case .object(let members)? = v["response"] else { return XCTFail("response is not an object: \(String(decoding: bytes, as: UTF8.self))") }
         XCTAssertEqual(members.map(\.key), ["yes"])
         guard case .bool? = v["response"]?["yes"] else { return XCTFail("yes is not a boolean") }
+    }
+
+    func testWorkerRESTRoute() async throws {
+        let ai = try TestModel.ai()
+        let portBox = Locked<Int?>(nil)
+        setenv("LOG_LEVEL", "critical", 1)
+        let app = makeWorkerApplication(ai: ai, configuration: WorkerConfiguration(host: "127.0.0.1", port: 0, model: TestModel.id)) { port in
+            portBox.withLock { $0 = port }
+        }
+        let server = Task { try await app.run() }
+        defer { server.cancel() }
+        var port: Int? = nil
+        for _ in 0..<200 {
+            port = portBox.withLock { $0 }
+            if port != nil { break }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        let p = try XCTUnwrap(port, "the worker did not start")
+        try await Task.detached {
+            let schema = #"{"type":"object","properties":{"color":{"enum":["red","green","blue"]}},"required":["color"]}"#
+            let ok = try httpPost(port: p, path: "/ai/run/\(TestModel.id)",
+                                  body: #"{"prompt":"Pick a color.","max_tokens":30,"temperature":0,"response_format":{"type":"json_schema","json_schema":\#(schema)}}"#)
+            XCTAssertEqual(ok.status, 200)
+            let v = try JSONParser.parse(ok.body)
+            XCTAssertEqual(v["success"], .bool(true))
+            guard case .string(let color)? = v["result"]?["response"]?["color"] else { return XCTFail(ok.text) }
+            XCTAssertTrue(["red", "green", "blue"].contains(color))
+            let stream = try httpPost(port: p, path: "/ai/run/\(TestModel.id)",
+                                      body: #"{"prompt":"Pick a color.","stream":true,"response_format":{"type":"json_object"}}"#)
+            XCTAssertEqual(stream.status, 400)
+            let e = try JSONParser.parse(stream.body)
+            XCTAssertEqual(e["errors"], .array([.object([("code", .number(5006, literal: "5006")), ("message", .string("Property '/response_format' cannot be used with '/stream': \(AIError.jsonModeStreamMessage)"))])]))
+        }.value
     }
 
     func testErrorPaths() async throws {
