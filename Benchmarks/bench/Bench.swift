@@ -326,6 +326,8 @@ struct JSONMode: AsyncParsableCommand {
     @Option(name: .short, help: "repetitions (the median is printed)") var r: Int = 3
     @Option(name: .long, help: "max_tokens of each request") var maxTokens: Int = 128
     @Flag(name: .long, help: "print each case's answer") var show = false
+    @Flag(name: .long, help: "send a bare prompt (for models without a chat template)") var raw = false
+    @Option(name: .long, help: "temperature (0: greedy, which checks the argmax token before building a mask)") var temperature: Double = 0
 
     static let schemas: [(String, String?)] = [
         ("free text", nil),
@@ -341,8 +343,8 @@ struct JSONMode: AsyncParsableCommand {
         ai.register(id, path: model)
         try await ai.preload(id)
         let messages: [AIMessage] = [.system("Reply in JSON."), .user("Tell me about India: its name, capital and languages, and a made-up order of two items with an id, and an event.")]
-        print("model: \(model), max_tokens \(maxTokens), greedy, median of \(r)")
-        print("case          tokens  decode ms/token  constraint ms/token  trie walks  complete")
+        print("model: \(model), max_tokens \(maxTokens), temperature \(temperature), median of \(r)")
+        print("case          tokens  total ms/token  of which JSON mode  trie walks  complete")
         for (name, schema) in Self.schemas {
             var format: AIResponseFormat? = nil
             if let schema { format = schema == "{}" ? .jsonObject : .jsonSchema(try JSONParser.parse(schema)) }
@@ -351,7 +353,11 @@ struct JSONMode: AsyncParsableCommand {
             var complete = "yes"
             for i in 0...r {
                 try await ai.clearCache(id)
-                let input = AIInput(messages: messages, maxTokens: maxTokens, temperature: 0, responseFormat: format)
+                var input = AIInput(messages: messages, maxTokens: maxTokens, temperature: temperature, seed: 1, responseFormat: format)
+                if raw {
+                    input.messages = nil
+                    input.prompt = messages.map(\.content).joined(separator: "\n") + "\n"
+                }
                 let stats: GenerationStats
                 do {
                     let out = try await ai.run(id, input)
@@ -370,7 +376,7 @@ struct JSONMode: AsyncParsableCommand {
                 walks = stats.maskWalks
             }
             func median(_ x: [Double]) -> Double { x.isEmpty ? .nan : x.sorted()[x.count / 2] }
-            print(String(format: "%-12@  %6d  %15.2f  %19.3f  %10d  %@", name as NSString, tokens, median(perToken), median(constraint), walks, complete as NSString))
+            print(String(format: "%-12@  %6d  %14.2f  %18.3f  %10d  %@", name as NSString, tokens, median(perToken), median(constraint), walks, complete as NSString))
         }
     }
 }

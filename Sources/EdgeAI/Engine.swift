@@ -216,16 +216,34 @@ final class ModelEngine: @unchecked Sendable {
         var constraintNanos: UInt64 = 0
         func choose(_ logits: UnsafeBufferPointer<Float>) throws -> Int32 {
             guard let masker else { return sampler.sample(logits) }
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            defer { constraintNanos += DispatchTime.now().uptimeNanoseconds - t0 }
+            // constraintNanos counts the work JSON mode adds (checks, masks, grammar steps), not sampling itself
+            var t0 = DispatchTime.now().uptimeNanoseconds
+            if job.parameters.isPlainArgmax && !masker.isComplete {
+                // Greedy: when the best token may continue the document it is also the best of the
+                // masked logits (masking only lowers others), so the mask is not needed.
+                var best = 0
+                for i in 1..<logits.count where logits[i] > logits[best] || logits[best].isNaN { best = i }
+                let t = Int32(best)
+                if !logits[best].isNaN && masker.allows(t) {
+                    try masker.accept(t)
+                    constraintNanos += DispatchTime.now().uptimeNanoseconds - t0
+                    return t
+                }
+            }
             masked.removeAll(keepingCapacity: true)
             masked.append(contentsOf: logits)
             let allowed = masked.withUnsafeMutableBufferPointer { masker.apply(to: $0) }
+            if allowed == 0 && masker.automaton.overflowed {
+                throw AIError.internal("JSON mode: the schema's automaton grew past \(masker.automaton.maxStates) states; simplify the schema")
+            }
             if allowed == 0 {
                 throw AIError.internal("JSON mode: no token of the vocabulary can continue the document \(String(decoding: masker.text.suffix(80), as: UTF8.self))")
             }
+            constraintNanos += DispatchTime.now().uptimeNanoseconds - t0
             let t = sampler.sample(masked)
+            t0 = DispatchTime.now().uptimeNanoseconds
             try masker.accept(t)
+            constraintNanos += DispatchTime.now().uptimeNanoseconds - t0
             return t
         }
 

@@ -49,7 +49,7 @@ public final class GrammarAutomaton {
     /// True once `maxStates` was reached.
     public private(set) var overflowed = false
 
-    public init(_ grammar: Grammar, maxStates: Int = 200_000) throws(GrammarError) {
+    public init(_ grammar: Grammar, maxStates: Int = 65_536) throws(GrammarError) {
         self.maxStates = maxStates
         var classIndex: [ByteSet: Int32] = [:]
         for alternatives in grammar.rules {

@@ -107,9 +107,12 @@ final class JSONModeModelTests: XCTestCase {
             }
         }
         if let path = ProcessInfo.processInfo.environment["EDGEAI_JSON_DUMP"] {
-            let url = URL(fileURLWithPath: path)
-            let old = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
-            try (old + dump).write(to: url, atomically: true, encoding: .utf8)
+            // appended in place (never an atomic replace: the path may be a device or shared file)
+            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            defer { try? handle.close() }
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(dump.utf8))
         }
         print("JSON mode suite, temperature \(temperature): \(valid)/\(total) valid, \(notMet) stopped by max_tokens")
         XCTAssertEqual(valid, total)
