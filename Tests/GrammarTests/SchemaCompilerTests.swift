@@ -52,7 +52,7 @@ final class SchemaCompilerTests: XCTestCase {
         XCTAssertFalse(a.accepts("{\n\n\"a\": true}"))       // two newlines
         XCTAssertFalse(a.accepts("{  \"a\": true}"))          // two spaces
         XCTAssertFalse(a.accepts("{\"a\" : true}"))           // space before the colon
-        XCTAssertTrue(a.accepts("{\"a\":\ttrue}") == false)   // a tab alone is not a run
+        XCTAssertFalse(a.accepts("{\"a\":\ttrue}"))             // a tab alone is not a run
     }
 
     func testArraysWithMinAndMaxItems() throws {
