@@ -40,8 +40,10 @@ let package = Package(
         .target(name: "Transformer", dependencies: ["GGUF", "CKernels", "COpenBLAS"]),
         // Stage 4: choosing tokens.
         .target(name: "Sampling"),
+        // JSON mode: JSON Schema -> grammar, the byte automaton, token masks over a vocabulary trie.
+        .target(name: "Grammar"),
         // Stage 5: the Workers AI facade.
-        .target(name: "EdgeAI", dependencies: ["GGUF", "Tokenizer", "ChatTemplate", "Transformer", "Sampling"]),
+        .target(name: "EdgeAI", dependencies: ["GGUF", "Tokenizer", "ChatTemplate", "Transformer", "Sampling", "Grammar"]),
 
         // Executables.
         .executableTarget(name: "gguf", dependencies: [
@@ -79,6 +81,7 @@ let package = Package(
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"]),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "GGUF", "Tokenizer"]),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling"]),
+        .testTarget(name: "GrammarTests", dependencies: ["Grammar", "EdgeAI"]),
         .testTarget(name: "EdgeAITests", dependencies: [
             "EdgeAI", "WorkerApp",
             .product(name: "Hummingbird", package: "hummingbird"),

@@ -10,7 +10,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measures the forward pass: prompt/generation speed like llama-bench, perplexity like llama-perplexity, raw logits for comparisons.",
-        subcommands: [Speed.self, Perplexity.self, Logits.self, TimeToFirstToken.self])
+        subcommands: [Speed.self, Perplexity.self, Logits.self, TimeToFirstToken.self, JSONMode.self])
 }
 
 struct BenchError: Error, CustomStringConvertible {
@@ -315,3 +315,68 @@ struct TimeToFirstToken: AsyncParsableCommand {
     }
 }
 
+
+struct JSONMode: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "json",
+        abstract: "Cost of JSON mode's constrained decoding: the same chat request generated free and under response_format (json_object and a few schemas), greedy; prints decode ms/token, the part spent masking and advancing the grammar, and the masks computed by a trie walk (the rest came from the per-state cache).")
+
+    @Option(name: .long, help: "GGUF model file (with a chat template)") var model: String
+    @Option(name: .short, help: "threads (default: number of cores)") var t: Int = 0
+    @Option(name: .short, help: "repetitions (the median is printed)") var r: Int = 3
+    @Option(name: .long, help: "max_tokens of each request") var maxTokens: Int = 128
+    @Flag(name: .long, help: "print each case's answer") var show = false
+    @Flag(name: .long, help: "send a bare prompt (for models without a chat template)") var raw = false
+    @Option(name: .long, help: "temperature (0: greedy, which checks the argmax token before building a mask)") var temperature: Double = 0
+
+    static let schemas: [(String, String?)] = [
+        ("free text", nil),
+        ("json_object", "{}"),
+        ("country", #"{"type":"object","properties":{"name":{"type":"string"},"capital":{"type":"string"},"languages":{"type":"array","items":{"type":"string"}}},"required":["name","capital","languages"]}"#),
+        ("order", #"{"type":"object","properties":{"order_id":{"type":"integer","minimum":1,"maximum":99999},"items":{"type":"array","minItems":1,"maxItems":3,"items":{"type":"object","properties":{"sku":{"type":"string","maxLength":12},"qty":{"type":"integer","minimum":1,"maximum":10}},"required":["sku","qty"]}},"paid":{"type":"boolean"}},"required":["order_id","items","paid"]}"#),
+        ("event", #"{"type":"object","properties":{"title":{"type":"string","maxLength":30},"date":{"type":"string","format":"date"},"start":{"type":"string","format":"time"},"id":{"type":"string","format":"uuid"}},"required":["title","date","start","id"]}"#),
+    ]
+
+    func run() async throws {
+        let ai = try AI(threads: t)
+        let id = "bench/json"
+        ai.register(id, path: model)
+        try await ai.preload(id)
+        let messages: [AIMessage] = [.system("Reply in JSON."), .user("Tell me about India: its name, capital and languages, and a made-up order of two items with an id, and an event.")]
+        print("model: \(model), max_tokens \(maxTokens), temperature \(temperature), median of \(r)")
+        print("case          tokens  total ms/token  of which JSON mode  trie walks  complete")
+        for (name, schema) in Self.schemas {
+            var format: AIResponseFormat? = nil
+            if let schema { format = schema == "{}" ? .jsonObject : .jsonSchema(try JSONParser.parse(schema)) }
+            var perToken: [Double] = [], constraint: [Double] = []
+            var tokens = 0, walks = 0
+            var complete = "yes"
+            for i in 0...r {
+                try await ai.clearCache(id)
+                var input = AIInput(messages: messages, maxTokens: maxTokens, temperature: temperature, seed: 1, responseFormat: format)
+                if raw {
+                    input.messages = nil
+                    input.prompt = messages.map(\.content).joined(separator: "\n") + "\n"
+                }
+                let stats: GenerationStats
+                do {
+                    let out = try await ai.run(id, input)
+                    guard let s = out.stats else { throw BenchError(description: "no stats") }
+                    if show && i == r { print(out.response) }
+                    stats = s
+                } catch let e as AIError where e.code == AIError.jsonModeNotMetCode {
+                    complete = "no (max_tokens)"
+                    continue
+                }
+                if i == 0 { continue }  // warm-up (builds the token trie)
+                let n = Double(max(stats.sampledTokens - 1, 1))
+                perToken.append(stats.generationSeconds / n * 1000)
+                constraint.append(stats.constraintSeconds / Double(stats.sampledTokens) * 1000)
+                tokens = stats.sampledTokens
+                walks = stats.maskWalks
+            }
+            func median(_ x: [Double]) -> Double { x.isEmpty ? .nan : x.sorted()[x.count / 2] }
+            print(String(format: "%-12@  %6d  %14.2f  %18.3f  %10d  %@", name as NSString, tokens, median(perToken), median(constraint), walks, complete as NSString))
+        }
+    }
+}

@@ -129,6 +129,9 @@ public final class AI: Sendable {
     /// number of UTF-8 characters) and finally an empty chunk carrying `usage`. Stopping the
     /// iteration (or cancelling its task) stops generation within one token.
     public func stream(_ model: String, _ input: AIInput) async throws -> AsyncThrowingStream<AIChunk, Error> {
+        if input.responseFormat != nil {
+            throw AIError.invalidInput("Property '/response_format' cannot be used with '/stream': \(AIError.jsonModeStreamMessage)")
+        }
         let (engine, job) = try await prepare(model, input)
         let (stream, continuation) = AsyncThrowingStream<AIChunk, Error>.makeStream(bufferingPolicy: .unbounded)
         continuation.onTermination = { _ in job.cancel() }
@@ -226,6 +229,8 @@ public final class AI: Sendable {
 
     private func prepare(_ model: String, _ input: AIInput) async throws -> (ModelEngine, GenerationJob) {
         try input.validate()
+        // JSON mode: the schema compiles before anything is loaded (its errors are 5006).
+        let automaton = try input.responseFormat?.automaton()
         let engine = try await engine(model)
         if Task.isCancelled { throw AIError.aborted }
         let tokens = try engine.promptTokens(for: input)
@@ -245,7 +250,7 @@ public final class AI: Sendable {
             presencePenalty: Float(input.presencePenalty ?? 0),
             penaltyWindow: 64,
             seed: input.seed.map { UInt64($0) })
-        return (engine, GenerationJob(tokens: tokens, maxTokens: maxTokens, parameters: parameters))
+        return (engine, GenerationJob(tokens: tokens, maxTokens: maxTokens, parameters: parameters, automaton: automaton))
     }
 }
 

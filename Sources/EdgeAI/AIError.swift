@@ -17,6 +17,10 @@ public struct AIError: Error, CustomStringConvertible, Equatable, Hashable, Send
     public static let noSuchModelCode = 5007
     /// 5021: prompt tokens + max_tokens exceed the model's context window.
     public static let contextWindowCode = 5021
+    /// JSON mode: generation ended (max_tokens) before the JSON document was complete. Workers AI's
+    /// text is "JSON Mode couldn't be met"; the contract notes give no code for it, so this uses
+    /// 5023, the code they document for JSON mode's other refusal (JSON mode with streaming).
+    public static let jsonModeNotMetCode = 5023
     /// 3008: the request was cancelled.
     public static let abortedCode = 3008
     /// 3001: anything else went wrong (model file missing or unreadable, internal failure).
@@ -31,6 +35,13 @@ public struct AIError: Error, CustomStringConvertible, Equatable, Hashable, Send
     public static func contextWindow(estimated: Int, limit: Int) -> AIError {
         AIError(code: contextWindowCode, message: "The estimated number of input and maximum output tokens (\(estimated)) exceeded this model context window limit (\(limit)).")
     }
+
+    public static func jsonModeNotMet(maxTokens: Int) -> AIError {
+        AIError(code: jsonModeNotMetCode, message: "JSON Mode couldn't be met: max_tokens (\(maxTokens)) ended generation before the JSON document was complete; raise max_tokens or simplify the schema")
+    }
+
+    /// The text of the 5006 for `stream: true` with `response_format` (Workers AI's wording).
+    public static let jsonModeStreamMessage = "JSON Schema mode is not supported with stream mode."
 
     public static let aborted = AIError(code: abortedCode, message: "Request was aborted")
 

@@ -1,6 +1,7 @@
 import ChatTemplate
 import Foundation
 import GGUF
+import Grammar
 import Transformer
 import Sampling
 import Tokenizer
@@ -10,16 +11,19 @@ final class GenerationJob: @unchecked Sendable {
     let tokens: [Int32]
     let maxTokens: Int
     let parameters: SamplingParameters
+    /// JSON mode: the grammar automaton the output must follow (used on the model's queue only).
+    let automaton: GrammarAutomaton?
     private let cancelled = Locked(false)
     /// Called on the model's queue for every non-empty piece of text (streaming only).
     var onChunk: ((AIChunk) -> Void)?
     /// Called once on the model's queue with the outcome.
     var onFinish: ((Result<AIOutput, AIError>) -> Void)?
 
-    init(tokens: [Int32], maxTokens: Int, parameters: SamplingParameters) {
+    init(tokens: [Int32], maxTokens: Int, parameters: SamplingParameters, automaton: GrammarAutomaton? = nil) {
         self.tokens = tokens
         self.maxTokens = maxTokens
         self.parameters = parameters
+        self.automaton = automaton
     }
 
     func cancel() { cancelled.withLock { $0 = true } }
@@ -45,6 +49,16 @@ final class ModelEngine: @unchecked Sendable {
     // Confined to `queue`.
     private var session: TransformerSession?
     private(set) var cachedTokens: [Int32] = []
+    /// JSON mode's token trie, built on the first JSON-mode request.
+    private var jsonTrie: TokenTrie?
+
+    /// The token trie of JSON mode (built once). Call on `queue`.
+    func tokenTrie() -> TokenTrie {
+        if let t = jsonTrie { return t }
+        let t = tokenizer.jsonTokenTrie()
+        jsonTrie = t
+        return t
+    }
 
     static let defaultContextCap = 8192
 
@@ -196,12 +210,51 @@ final class ModelEngine: @unchecked Sendable {
             job.onChunk?(AIChunk(response: text))
         }
 
-        var next: Int32 = logits.withUnsafeBufferPointer { sampler.sample($0) }
+        // JSON mode: tokens that cannot continue the document get -inf before sampling; once the
+        // document is complete and nothing may follow, generation stops.
+        let masker = job.automaton.map { TokenMasker(automaton: $0, trie: tokenTrie(), endTokens: endIDs.sorted()) }
+        var masked: [Float] = []
+        var constraintNanos: UInt64 = 0
+        func choose(_ logits: UnsafeBufferPointer<Float>) throws -> Int32 {
+            guard let masker else { return sampler.sample(logits) }
+            // constraintNanos counts the work JSON mode adds (checks, masks, grammar steps), not sampling itself
+            var t0 = DispatchTime.now().uptimeNanoseconds
+            if job.parameters.isPlainArgmax && !masker.isComplete {
+                // Greedy: when the best token may continue the document it is also the best of the
+                // masked logits (masking only lowers others), so the mask is not needed.
+                var best = 0
+                for i in 1..<logits.count where logits[i] > logits[best] || logits[best].isNaN { best = i }
+                let t = Int32(best)
+                if !logits[best].isNaN && masker.allows(t) {
+                    try masker.accept(t)
+                    constraintNanos += DispatchTime.now().uptimeNanoseconds - t0
+                    return t
+                }
+            }
+            masked.removeAll(keepingCapacity: true)
+            masked.append(contentsOf: logits)
+            let allowed = masked.withUnsafeMutableBufferPointer { masker.apply(to: $0) }
+            if allowed == 0 && masker.automaton.overflowed {
+                throw AIError.internal("JSON mode: the schema's automaton grew past \(masker.automaton.maxStates) states; simplify the schema")
+            }
+            if allowed == 0 {
+                throw AIError.internal("JSON mode: no token of the vocabulary can continue the document \(String(decoding: masker.text.suffix(80), as: UTF8.self))")
+            }
+            constraintNanos += DispatchTime.now().uptimeNanoseconds - t0
+            let t = sampler.sample(masked)
+            t0 = DispatchTime.now().uptimeNanoseconds
+            try masker.accept(t)
+            constraintNanos += DispatchTime.now().uptimeNanoseconds - t0
+            return t
+        }
+
+        var next: Int32 = try logits.withUnsafeBufferPointer { try choose($0) }
         while true {
             sampled += 1
             if sampled == 1 { firstTokenAt = DispatchTime.now().uptimeNanoseconds }
             if endIDs.contains(next) { break }
             emit(detokenizer.append(next))
+            if let masker, masker.isComplete { break }
             if sampled >= job.maxTokens { break }
             if job.isCancelled { throw AIError.aborted }
             sampler.accept(next)
@@ -209,7 +262,9 @@ final class ModelEngine: @unchecked Sendable {
             do {
                 let out = try session.decode(token)
                 cachedTokens.append(token)
-                next = sampler.sample(out)
+                next = try choose(out)
+            } catch let e as AIError {
+                throw e
             } catch {
                 clearCache()
                 throw error
@@ -225,7 +280,18 @@ final class ModelEngine: @unchecked Sendable {
             timeToFirstToken: Double(firstTokenAt - start) / 1e9,
             generationSeconds: Double(end - firstTokenAt) / 1e9,
             sampledTokens: sampled,
-            seed: sampler.seed)
-        return AIOutput(response: response, usage: AIUsage(promptTokens: tokens.count, completionTokens: sampled), stats: stats)
+            seed: sampler.seed,
+            constraintSeconds: Double(constraintNanos) / 1e9,
+            maskWalks: masker?.walks ?? 0)
+        var json: JSONValue? = nil
+        if let masker {
+            guard masker.isAccepting else { throw AIError.jsonModeNotMet(maxTokens: job.maxTokens) }
+            do {
+                json = try JSONParser.parse(masker.text)
+            } catch {
+                throw AIError.internal("JSON mode produced text that does not parse (\(error)): \(String(decoding: masker.text.prefix(200), as: UTF8.self))")
+            }
+        }
+        return AIOutput(response: response, usage: AIUsage(promptTokens: tokens.count, completionTokens: sampled), stats: stats, json: json)
     }
 }

@@ -1,3 +1,5 @@
+import Grammar
+
 // A small JSON reader and writer of our own, so that request validation can name the exact
 // field and JSON type that is wrong, and responses are byte-for-byte what Workers AI (V8's
 // JSON.stringify) writes: keys in a fixed order, no whitespace, "/" and non-ASCII unescaped.
@@ -373,5 +375,43 @@ public struct JSONWriter {
             }
         }
         return v < 0 ? "-" + out : out
+    }
+}
+
+extension JSONValue: Hashable {
+    /// Hashes the compact JSON text (equal values hash equally: numbers by value, objects in order).
+    public func hash(into h: inout Hasher) {
+        switch self {
+        case .null: h.combine(0)
+        case .bool(let b): h.combine(1); h.combine(b)
+        case .number(let d, _): h.combine(2); h.combine(d == 0 ? 0 : d)
+        case .string(let s): h.combine(3); h.combine(s)
+        case .array(let items): h.combine(4); h.combine(items.count); for v in items { v.hash(into: &h) }
+        case .object(let members):
+            h.combine(5); h.combine(members.count)
+            for m in members { h.combine(m.key); m.value.hash(into: &h) }
+        }
+    }
+
+    /// Compact JSON text (JSON.stringify's form).
+    public var jsonText: String {
+        var w = JSONWriter()
+        w.value(self)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+}
+
+
+extension JSONValue {
+    /// The value as the JSON Schema compiler reads it.
+    public var schemaValue: SchemaValue {
+        switch self {
+        case .null: return .null
+        case .bool(let b): return .bool(b)
+        case .number(let d, let literal): return .number(d, literal: literal)
+        case .string(let s): return .string(s)
+        case .array(let items): return .array(items.map(\.schemaValue))
+        case .object(let members): return .object(members.map { ($0.key, $0.value.schemaValue) })
+        }
     }
 }

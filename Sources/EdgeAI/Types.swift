@@ -18,6 +18,53 @@ public struct AIMessage: Sendable, Equatable, Hashable, Codable {
     public static let roles: [String] = ["system", "user", "assistant", "tool"]
 }
 
+/// JSON mode: `response_format` of a request. The answer's `response` is then a parsed JSON value
+/// that satisfies it, produced by constrained decoding (see README, "JSON mode").
+public struct AIResponseFormat: Sendable, Equatable, Hashable, Codable {
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        /// Any JSON object.
+        case jsonObject = "json_object"
+        /// A value valid under `schema`.
+        case jsonSchema = "json_schema"
+    }
+    public var type: Kind
+    /// The JSON Schema (`json_schema` only), already unwrapped from OpenAI's
+    /// `{"name", "schema", "strict"}` envelope when the request used it.
+    public var schema: JSONValue?
+
+    public init(type: Kind, schema: JSONValue? = nil) {
+        self.type = type
+        self.schema = schema
+    }
+
+    public static let jsonObject = AIResponseFormat(type: .jsonObject)
+    public static func jsonSchema(_ schema: JSONValue) -> AIResponseFormat { AIResponseFormat(type: .jsonSchema, schema: schema) }
+
+    enum CodingKeys: String, CodingKey { case type, schema = "json_schema" }
+
+    /// Codable carries the schema as its JSON text (Codable cannot hold arbitrary JSON).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(Kind.self, forKey: .type)
+        if let text = try c.decodeIfPresent(String.self, forKey: .schema) {
+            schema = try JSONParser.parse(text)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encodeIfPresent(schema?.jsonText, forKey: .schema)
+    }
+
+    func write(_ w: inout JSONWriter) {
+        w.raw("{")
+        w.key("type"); w.string(type.rawValue)
+        if let schema { w.raw(","); w.key("json_schema"); w.value(schema) }
+        w.raw("}")
+    }
+}
+
 /// The input of a Workers AI text-generation call, field for field (snake_case in JSON).
 /// Exactly one of `prompt` and `messages` must be set. `nil` means "the default".
 public struct AIInput: Sendable, Equatable, Hashable, Codable {
@@ -45,6 +92,8 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
     public var presencePenalty: Double?
     /// 0…1: beyond Workers AI, llama.cpp's min-p (off when absent).
     public var minP: Double?
+    /// JSON mode (not with streaming).
+    public var responseFormat: AIResponseFormat?
 
     public static let defaultMaxTokens = 256
     public static let defaultTemperature = 0.6
@@ -53,7 +102,7 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
         prompt: String? = nil, messages: [AIMessage]? = nil, raw: Bool? = nil, stream: Bool? = nil,
         maxTokens: Int? = nil, temperature: Double? = nil, topP: Double? = nil, topK: Int? = nil,
         seed: Int? = nil, repetitionPenalty: Double? = nil, frequencyPenalty: Double? = nil,
-        presencePenalty: Double? = nil, minP: Double? = nil
+        presencePenalty: Double? = nil, minP: Double? = nil, responseFormat: AIResponseFormat? = nil
     ) {
         self.prompt = prompt
         self.messages = messages
@@ -68,6 +117,7 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
         self.frequencyPenalty = frequencyPenalty
         self.presencePenalty = presencePenalty
         self.minP = minP
+        self.responseFormat = responseFormat
     }
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
@@ -81,6 +131,7 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
         case frequencyPenalty = "frequency_penalty"
         case presencePenalty = "presence_penalty"
         case minP = "min_p"
+        case responseFormat = "response_format"
     }
 
     /// The request as Workers AI JSON (only the fields that are set, in schema order).
@@ -116,6 +167,7 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
         if let frequencyPenalty { field(.frequencyPenalty) { $0.number(frequencyPenalty) } }
         if let presencePenalty { field(.presencePenalty) { $0.number(presencePenalty) } }
         if let minP { field(.minP) { $0.number(minP) } }
+        if let responseFormat { field(.responseFormat) { responseFormat.write(&$0) } }
         w.raw("}")
         return w.bytes
     }
@@ -162,6 +214,10 @@ public struct GenerationStats: Sendable, Equatable, Hashable {
     public var sampledTokens: Int
     /// Seed used by the sampler.
     public var seed: UInt64
+    /// JSON mode: seconds spent masking tokens and advancing the grammar (part of the above).
+    public var constraintSeconds: Double = 0
+    /// JSON mode: token masks computed by walking the vocabulary trie (the others came from the cache).
+    public var maskWalks: Int = 0
 
     /// Decode speed: tokens after the first per second.
     public var tokensPerSecond: Double {
@@ -169,17 +225,22 @@ public struct GenerationStats: Sendable, Equatable, Hashable {
     }
 }
 
-/// The non-streaming result: `{"response": "…", "usage": {…}}`.
+/// The non-streaming result: `{"response": "…", "usage": {…}}`; in JSON mode `response` is the
+/// parsed value (`json`), not a string.
 public struct AIOutput: Sendable, Codable {
+    /// The generated text (in JSON mode: the document's text).
     public var response: String
     public var usage: AIUsage
     /// Timings and cache figures (not encoded).
     public var stats: GenerationStats?
+    /// JSON mode: the parsed document, written as `response` in the JSON form.
+    public var json: JSONValue? = nil
 
-    public init(response: String, usage: AIUsage, stats: GenerationStats? = nil) {
+    public init(response: String, usage: AIUsage, stats: GenerationStats? = nil, json: JSONValue? = nil) {
         self.response = response
         self.usage = usage
         self.stats = stats
+        self.json = json
     }
 
     public enum CodingKeys: String, CodingKey { case response, usage }
@@ -193,7 +254,9 @@ public struct AIOutput: Sendable, Codable {
 
     func write(_ w: inout JSONWriter) {
         w.raw("{")
-        w.key("response"); w.string(response); w.raw(",")
+        w.key("response")
+        if let json { w.value(json) } else { w.string(response) }
+        w.raw(",")
         w.key("usage"); usage.write(&w)
         w.raw("}")
     }
@@ -213,7 +276,7 @@ public struct AIOutput: Sendable, Codable {
 
 extension AIOutput: Equatable {
     /// Outputs are equal when their JSON is (timings are ignored).
-    public static func == (a: AIOutput, b: AIOutput) -> Bool { a.response == b.response && a.usage == b.usage }
+    public static func == (a: AIOutput, b: AIOutput) -> Bool { a.response == b.response && a.usage == b.usage && a.json == b.json }
 }
 
 /// One streamed piece: text (never a partial UTF-8 character), and on the last chunk the usage.

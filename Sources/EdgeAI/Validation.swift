@@ -19,7 +19,6 @@ extension AIInput {
     static let unsupportedFields: [String: String] = [
         "tools": "function calling is not supported by EdgeAI",
         "functions": "function calling is not supported by EdgeAI",
-        "response_format": "JSON mode is not supported by EdgeAI",
         "lora": "LoRA adapters are not supported by EdgeAI",
     ]
 
@@ -84,7 +83,62 @@ extension AIInput {
         check(.frequencyPenalty, frequencyPenalty, Bounds.frequencyPenalty)
         check(.presencePenalty, presencePenalty, Bounds.presencePenalty)
         check(.minP, minP, Bounds.minP)
+        if let responseFormat {
+            if stream == true {
+                problems.append("Property '/response_format' cannot be used with '/stream': \(AIError.jsonModeStreamMessage)")
+            }
+            if responseFormat.type == .jsonSchema && responseFormat.schema == nil {
+                problems.append("required properties at '/response_format' are 'type,json_schema' for type 'json_schema'")
+            }
+            if responseFormat.type == .jsonObject && responseFormat.schema != nil {
+                problems.append("Property '/response_format/json_schema' is only valid with type 'json_schema'")
+            }
+        }
         return problems
+    }
+
+    /// `response_format`: `{"type": "json_object"}`, `{"type": "json_schema", "json_schema": SCHEMA}`
+    /// (Workers AI) or `{"type": "json_schema", "json_schema": {"name": …, "schema": SCHEMA, "strict": …}}`
+    /// (OpenAI: recognized by its `schema` key, which is no JSON Schema keyword).
+    static func parseResponseFormat(_ v: JSONValue) -> Result<AIResponseFormat, AIError> {
+        let path = "/response_format"
+        guard case .object = v else {
+            return .failure(.invalidInput("Type mismatch of '\(path)', '\(v.typeName)' not in 'object'"))
+        }
+        guard let t = v["type"] else { return .failure(.invalidInput("required properties at '\(path)' are 'type'")) }
+        guard case .string(let name) = t, let kind = AIResponseFormat.Kind(rawValue: name) else {
+            return .failure(.invalidInput("Value of '\(path)/type' must be one of 'json_object', 'json_schema', got \(t.jsonText)"))
+        }
+        for key in v.objectKeys where key != "type" && key != "json_schema" {
+            return .failure(.invalidInput("Property '\(path)/\(key)' is not allowed (response_format has 'type' and 'json_schema')"))
+        }
+        guard var schema = v["json_schema"] else {
+            return kind == .jsonSchema
+                ? .failure(.invalidInput("required properties at '\(path)' are 'type,json_schema' for type 'json_schema'"))
+                : .success(.jsonObject)
+        }
+        guard kind == .jsonSchema else {
+            return .failure(.invalidInput("Property '\(path)/json_schema' is only valid with type 'json_schema'"))
+        }
+        if case .object = schema, let inner = schema["schema"] {
+            // OpenAI's envelope
+            for key in schema.objectKeys where !["name", "schema", "strict", "description"].contains(key) {
+                return .failure(.invalidInput("Property '\(path)/json_schema/\(key)' is not allowed in OpenAI's json_schema envelope (name, schema, strict, description)"))
+            }
+            if let n = schema["name"], case .string = n {} else if schema["name"] != nil {
+                return .failure(.invalidInput("Type mismatch of '\(path)/json_schema/name', '\(schema["name"]!.typeName)' not in 'string'"))
+            }
+            if let s = schema["strict"], case .bool = s {} else if schema["strict"] != nil {
+                return .failure(.invalidInput("Type mismatch of '\(path)/json_schema/strict', '\(schema["strict"]!.typeName)' not in 'boolean'"))
+            }
+            schema = inner
+        }
+        switch schema {
+        case .object, .bool: break
+        default:
+            return .failure(.invalidInput("Type mismatch of '\(path)/json_schema', '\(schema.typeName)' not in 'object'"))
+        }
+        return .success(.jsonSchema(schema))
     }
 
     /// Parse and validate a Workers AI request body. Unparseable JSON, wrong JSON types,
@@ -203,6 +257,12 @@ extension AIInput {
         frequencyPenalty = number("frequency_penalty")
         presencePenalty = number("presence_penalty")
         minP = number("min_p")
+        if let rf = root["response_format"] {
+            switch Self.parseResponseFormat(rf) {
+            case .success(let f): responseFormat = f
+            case .failure(let p): problems.append(p.message)
+            }
+        }
 
         let promptMalformed = root["prompt"] != nil && prompt == nil
         problems += validationProblems(promptMalformed: promptMalformed, messagesMalformed: messagesMalformed)

@@ -41,10 +41,13 @@ public struct SamplingParameters: Sendable, Equatable, Hashable {
         self.seed = seed
     }
 
+    /// Greedy without penalties: the token is the plain argmax of the logits (highest logit, lowest id on ties).
+    public var isPlainArgmax: Bool { temperature <= 0 && !hasPenalties }
+
     /// Greedy decoding (temperature 0, no penalties).
     public static let greedy = SamplingParameters(temperature: 0)
 
-    var hasPenalties: Bool {
+    public var hasPenalties: Bool {
         penaltyWindow > 0 && (repetitionPenalty != 1 || frequencyPenalty != 0 || presencePenalty != 0)
     }
 }

@@ -167,7 +167,6 @@ final class ValidationTests: XCTestCase {
 
     func testUnsupportedFeaturesAreRejected() {
         assertInvalid(#"{"prompt": "x", "tools": []}"#, "Property '/tools' is not supported: function calling is not supported by EdgeAI")
-        assertInvalid(#"{"prompt": "x", "response_format": {"type": "json_object"}}"#, "Property '/response_format' is not supported: JSON mode is not supported by EdgeAI")
         assertInvalid(#"{"prompt": "x", "lora": "abc"}"#, "Property '/lora' is not supported: LoRA adapters are not supported by EdgeAI")
     }
 
