@@ -94,12 +94,16 @@ extension AI {
         var copy = input
         copy.stream = nil
         let request = copy
+        // The answer computed for this call keeps its stats; one from the cache has none.
+        let computed = Locked<AIOutput?>(nil)
         let answer = try await cached(namespace: "workers-ai", model: model, body: request.jsonBytes, gateway: gateway) {
             let out = try await self.run(model, request)
+            computed.withLock { $0 = out }
             return .json(out.jsonBytes)
         }
         switch answer.body {
         case .json(let bytes):
+            if let out = computed.withLock({ $0 }) { return (out, answer.cacheStatus) }
             return (try AIOutput(cachedJSON: bytes), answer.cacheStatus)
         case .eventStream:
             throw AIError.internal("The gateway cache returned a stream for a non-streaming request")

@@ -36,11 +36,11 @@ func httpRequest(port: Int, method: String, path: String, headers: [String: Stri
     }
     guard rc == 0 else { throw AIError.internal("connect to port \(port) failed") }
     let payload = Array((body ?? "").utf8)
-    var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
-    for (name, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
-    if body != nil { head += "Content-Length: \(payload.count)\r\n" }
-    head += "Connection: close\r\n\r\n"
-    var request = Array(head.utf8)
+    var requestHead = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+    for (name, value) in headers.sorted(by: { $0.key < $1.key }) { requestHead += "\(name): \(value)\r\n" }
+    if body != nil { requestHead += "Content-Length: \(payload.count)\r\n" }
+    requestHead += "Connection: close\r\n\r\n"
+    var request = Array(requestHead.utf8)
     request += payload
     var sent = 0
     while sent < request.count {
