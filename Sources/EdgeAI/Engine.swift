@@ -164,7 +164,8 @@ final class ModelEngine: @unchecked Sendable {
         var common = 0
         let limit = min(cachedTokens.count, tokens.count - 1, session.position)
         while common < limit && cachedTokens[common] == tokens[common] { common += 1 }
-        session.truncate(to: common)
+        // (0 when the sliding-window layers no longer hold what a token there would see)
+        common = session.truncate(to: common)
         cachedTokens.removeSubrange(common...)
 
         // Prefill the suffix in even chunks, checking for cancellation in between.

@@ -162,28 +162,30 @@ final class Forward {
     /// Appends this batch's k, v to layer l's cache, then
     /// att = softmax(scale · q·Kᵀ [softcapped] [within the sliding window], causal) · V.
     func attention(layer l: Int, scale: Float) {
-        let ctx = session.contextLength
-        let kc = session.kCache + l * session.layerKV, vc = session.vCache + l * session.layerKV
-        let qkv = s.qkv, w = qkvWidth, hd = hd, nkv = nkv, dq = dq, dkv = dkv, pos0 = pos0
+        // Layer l's cache holds positions base..<base+cap in slots 0..<cap (sliding layers keep
+        // only recent positions); the kernels index it by slot, positions relative to base.
+        let cap = session.kvCapacity[l], base = c.slidingLayers[l] ? session.slidingBase : 0
+        let kc = session.kCache + session.kvOffset[l], vc = session.vCache + session.kvOffset[l]
+        let qkv = s.qkv, w = qkvWidth, hd = hd, nkv = nkv, dq = dq, dkv = dkv, slot0 = pos0 - base
         forEachRow { i in
             let row = qkv + i * w
             for g in 0..<nkv {
-                ek_f32_to_f16_row(row + dq + g * hd, kc + g * ctx * hd + (pos0 + i) * hd, Int64(hd))
-                ek_f32_to_f16_strided(row + dq + dkv + g * hd, vc + g * hd * ctx + pos0 + i, Int64(hd), Int64(ctx))
+                ek_f32_to_f16_row(row + dq + g * hd, kc + g * cap * hd + (slot0 + i) * hd, Int64(hd))
+                ek_f32_to_f16_strided(row + dq + dkv + g * hd, vc + g * hd * cap + slot0 + i, Int64(hd), Int64(cap))
             }
         }
         let window = c.slidingLayers[l] ? (c.slidingWindow ?? 0) : 0
         let softcap = c.attentionSoftcap ?? 0
         if blas {
-            blasAttention(n: n, pos0: pos0, kc: kc, vc: vc, scale: scale, window: window, softcap: softcap)
+            blasAttention(n: n, pos0: slot0, cap: cap, kc: kc, vc: vc, scale: scale, window: window, softcap: softcap)
         } else {
             // One arithmetic for every batch size: llama.cpp's decode one (vec_dot over the f16
             // cache), or its flash-attention kernel when asked for.
             let mode = model.options.attention == .llamaCppFlashAttention ? EK_ATTN_GGML_FLASH : EK_ATTN_GGML_VEC
-            var a = ek_attn_task(q: qkv, q_stride: Int64(w), k: kc, vt: vc, kv_len: Int64(ctx),
+            var a = ek_attn_task(q: qkv, q_stride: Int64(w), k: kc, vt: vc, kv_len: Int64(cap),
                                  out: s.att, out_stride: Int64(c.attentionOutputDimension), out_q8: nil, out_q8_stride: 0,
                                  scratch: session.attnScratch.floats, scratch_stride: Int64(session.attnScratchStride),
-                                 n_tok: Int64(n), pos0: Int64(pos0), n_head: Int64(nh), n_head_kv: Int64(nkv),
+                                 n_tok: Int64(n), pos0: Int64(slot0), n_head: Int64(nh), n_head_kv: Int64(nkv),
                                  head_dim: Int64(hd), scale: scale, mode: Int32(mode.rawValue),
                                  window: Int64(window), softcap: softcap)
             pool.run(ek_attn_task_run, context: &a)
@@ -385,11 +387,12 @@ final class Forward {
     /// [softcap,] masked softmax per row (rows split across the pool), O = P·V (sgemm). K and V
     /// are read back from the f16 cache; q and P are rounded to halves as llama.cpp's f16
     /// products round them.
-    private func blasAttention(n: Int, pos0: Int, kc: UnsafeMutablePointer<UInt16>, vc: UnsafeMutablePointer<UInt16>,
+    /// (pos0: the slot of the first row's position in this layer's cache of `cap` slots.)
+    private func blasAttention(n: Int, pos0: Int, cap: Int, kc: UnsafeMutablePointer<UInt16>, vc: UnsafeMutablePointer<UInt16>,
                                scale: Float, window: Int, softcap: Float) {
         guard let b = s.blas else { return }
         let group = nh / nkv, keysTotal = pos0 + n
-        let ctx = session.contextLength, hd = hd, qkvWidth = qkvWidth, outWidth = c.attentionOutputDimension
+        let ctx = cap, hd = hd, qkvWidth = qkvWidth, outWidth = c.attentionOutputDimension
         nonisolated(unsafe) let qkv = s.qkv, att = s.att, K = b.k, Vt = b.v, Qp = b.q, Op = b.o, S = b.scores
         for g in 0..<nkv {
             // K[keysTotal, hd] and V^T[hd, keysTotal] of this KV head as Floats

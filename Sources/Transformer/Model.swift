@@ -34,6 +34,9 @@ public final class TransformerModel: @unchecked Sendable {
         /// whether it is decoded alone or evaluated in a batch of any size.
         public var minBatchForBLAS: Int = .max
         public var attention: AttentionArithmetic = .llamaCpp
+        /// Sliding-window layers keep every position (llama.cpp's `--swa-full`) instead of the
+        /// window plus two batches: more memory, but `truncate` can return to any position.
+        public var fullSlidingWindowCache = false
         public init() {}
     }
 
@@ -97,8 +100,8 @@ public final class TransformerModel: @unchecked Sendable {
         guard n >= 1, n <= (1 << 22) else {
             throw ModelError.invalidArgument("contextLength must be in 1...\(1 << 22), got \(n)")
         }
-        // K and V as halves for every layer
-        let kvBytes = 2 * 2 * config.blockCount * config.kvDimension * n
+        // K and V as halves for every layer (sliding-window layers: only the positions they keep)
+        let kvBytes = TransformerSession.kvCacheBytes(config, options, contextLength: n)
         let physical = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         if physical > 0 && kvBytes > physical {
             throw ModelError.invalidArgument("contextLength \(n) needs a \(kvBytes >> 20) MiB KV cache, more than this machine's \(physical >> 20) MiB of memory")

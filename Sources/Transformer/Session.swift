@@ -2,8 +2,10 @@ import CKernels
 import Foundation
 import GGUF
 
-/// One conversation: a KV cache sized to `contextLength` plus the scratch memory of the
-/// forward pass. Not thread-safe: use a session from one thread at a time (sessions of the
+/// One conversation: a KV cache for `contextLength` positions plus the scratch memory of the
+/// forward pass. Layers with sliding-window attention keep only the positions they can still
+/// see (the window, plus two batches: one being evaluated and one of history that `truncate`
+/// can return to), unless `Options.fullSlidingWindowCache` asks for the full length. Not thread-safe: use a session from one thread at a time (sessions of the
 /// same model may live on different threads; their evaluations take turns).
 public final class TransformerSession {
     public let model: TransformerModel
@@ -16,8 +18,17 @@ public final class TransformerSession {
     /// and V transposed, [kv head][hd][position] (llama.cpp's layout without flash attention).
     let kCache: UnsafeMutablePointer<UInt16>
     let vCache: UnsafeMutablePointer<UInt16>
-    /// Halves per layer in each of K and V: nkv * contextLength * hd.
-    let layerKV: Int
+    /// Per layer: positions its cache holds (contextLength, or `slidingCapacity` for sliding layers).
+    let kvCapacity: [Int]
+    /// Per layer: offset in halves of its K in kCache and of its V in vCache (nkv · capacity · hd each).
+    let kvOffset: [Int]
+    /// Positions a sliding layer's cache holds (= contextLength when it keeps everything).
+    public let slidingCapacity: Int
+    /// Position held by slot 0 of the sliding layers' caches: they hold positions
+    /// slidingBase..<position (the oldest dropped in steps as the conversation grows).
+    public private(set) var slidingBase = 0
+    /// Bytes of the K and V caches.
+    public let kvCacheBytes: Int
     private let cacheBuffers: [AlignedBuffer]
     /// Per-thread attention scratch (scores and probabilities of one row).
     let attnScratch: AlignedBuffer
@@ -36,25 +47,61 @@ public final class TransformerSession {
         self.model = model
         self.contextLength = contextLength
         let c = model.config
-        layerKV = c.headCountKV * contextLength * c.headDimension
-        let kb = try AlignedBuffer(byteCount: c.blockCount * layerKV * 2, what: "K cache")
-        let vb = try AlignedBuffer(byteCount: c.blockCount * layerKV * 2, what: "V cache")
+        let sliding = Self.slidingCapacity(c, model.options, contextLength: contextLength)
+        slidingCapacity = sliding
+        let caps = c.slidingLayers.map { $0 ? sliding : contextLength }
+        kvCapacity = caps
+        var offsets: [Int] = [], total = 0
+        for cap in caps {
+            offsets.append(total)
+            total += c.headCountKV * cap * c.headDimension
+        }
+        kvOffset = offsets
+        kvCacheBytes = 2 * 2 * total
+        let kb = try AlignedBuffer(byteCount: max(2, total * 2), what: "K cache")
+        let vb = try AlignedBuffer(byteCount: max(2, total * 2), what: "V cache")
         cacheBuffers = [kb, vb]
-        kCache = kb.raw.bindMemory(to: UInt16.self, capacity: c.blockCount * layerKV)
-        vCache = vb.raw.bindMemory(to: UInt16.self, capacity: c.blockCount * layerKV)
+        kCache = kb.raw.bindMemory(to: UInt16.self, capacity: total)
+        vCache = vb.raw.bindMemory(to: UInt16.self, capacity: total)
         one = try Scratch(rows: 1, model: model, contextLength: contextLength, blas: false)
         decodeLogits = try AlignedBuffer(floats: c.vocabSize, what: "logits")
         attnScratchStride = max(1, model.config.headCount / max(1, model.config.headCountKV)) * (3 * contextLength + 256)   // per head of a KV group
         attnScratch = try AlignedBuffer(floats: model.threads * attnScratchStride, what: "attention scratch")
     }
 
-    /// Drops the cache entries at positions >= `position` (no effect if it is >= the current one).
-    public func truncate(to position: Int) {
-        self.position = max(0, min(position, self.position))
+    /// Positions a sliding layer keeps: the window (the next token sees window - 1 earlier keys),
+    /// a batch being appended, and a batch of history to truncate back into.
+    static func slidingCapacity(_ c: ModelConfig, _ o: TransformerModel.Options, contextLength: Int) -> Int {
+        guard let w = c.slidingWindow, c.slidingLayers.contains(true), !o.fullSlidingWindowCache else { return contextLength }
+        let batch = min(max(1, o.maxBatch), contextLength)
+        return min(contextLength, w + 2 * batch)
+    }
+
+    /// Bytes of the K and V caches of a session of `contextLength` positions.
+    static func kvCacheBytes(_ c: ModelConfig, _ o: TransformerModel.Options, contextLength: Int) -> Int {
+        let sliding = slidingCapacity(c, o, contextLength: contextLength)
+        let positions = c.slidingLayers.reduce(0) { $0 + ($1 ? sliding : contextLength) }
+        return 2 * 2 * c.headCountKV * c.headDimension * positions
+    }
+
+    /// Drops the cache entries at positions >= `position` (no effect if it is >= the current one)
+    /// and returns the position the cache now ends at: `position`, or 0 when sliding-window
+    /// layers no longer hold the keys a token there would see (they keep only recent positions;
+    /// the caller then evaluates everything again, as llama.cpp does with its SWA cache).
+    @discardableResult
+    public func truncate(to position: Int) -> Int {
+        var p = max(0, min(position, self.position))
+        if slidingBase > 0, let w = model.config.slidingWindow, slidingBase > max(0, p - w + 1) { p = 0 }
+        self.position = p
+        if p == 0 { slidingBase = 0 }
+        return p
     }
 
     /// Empties the cache.
-    public func reset() { position = 0 }
+    public func reset() {
+        position = 0
+        slidingBase = 0
+    }
 
     /// Appends `tokens` to the cache and returns the logits after the last one (vocabSize floats).
     public func evaluate(_ tokens: [Int32]) throws -> [Float] {
@@ -121,6 +168,7 @@ public final class TransformerSession {
     }
 
     private func run(_ tokens: UnsafePointer<Int32>, _ n: Int, outRows: Range<Int>, logits: UnsafeMutablePointer<Float>) {
+        if position + n - slidingBase > slidingCapacity { dropOldSlidingPositions() }
         let f = forwardPass
         f.begin(scratch: n == 1 ? one : (many ?? one), tokens: tokens, n: n, pos0: position)
         for l in 0..<model.config.blockCount {
@@ -129,6 +177,31 @@ public final class TransformerSession {
         position += n
         f.output(rows: outRows, logits: logits)
         f.end()
+    }
+
+    /// Makes room in the sliding layers' caches for a batch: keeps the window - 1 keys the next
+    /// token sees plus one batch of history, and moves them to the front (one memmove per K
+    /// and V row, once every batch of positions at most).
+    private func dropOldSlidingPositions() {
+        let c = model.config
+        guard let w = c.slidingWindow else { return }
+        let batch = min(max(1, model.options.maxBatch), contextLength)
+        let newBase = max(slidingBase, position - (w - 1) - batch)
+        let delta = newBase - slidingBase, keep = position - newBase
+        guard delta > 0 else { return }
+        let hd = c.headDimension, cap = slidingCapacity
+        for l in 0..<c.blockCount where c.slidingLayers[l] {
+            let k = kCache + kvOffset[l], v = vCache + kvOffset[l]
+            for g in 0..<c.headCountKV {
+                let kg = k + g * cap * hd
+                memmove(kg, kg + delta * hd, keep * hd * 2)
+                for e in 0..<hd {
+                    let row = v + (g * hd + e) * cap
+                    memmove(row, row + delta, keep * 2)
+                }
+            }
+        }
+        slidingBase = newBase
     }
 
     /// Allocates (once, or larger) what a call with chunks of `chunk` tokens and `logitRows`

@@ -150,6 +150,25 @@ final class Gemma3ModelTests: XCTestCase {
             i += part.count
         }
         XCTAssertEqual(first, ref.greedy_ids[0])
+
+        // Batches of 48: the sliding layers keep 512 + 2·48 = 608 positions, fewer than the
+        // prompt, so they drop the oldest as it goes; every logit stays the full cache's bits.
+        var o = TransformerModel.Options()
+        o.threads = 2
+        o.maxBatch = 48
+        let small = try TransformerModel(file: try GGUFFile(path: SmolLM2ModelTests.cache + "/models/" + Self.modelName), options: o)
+        let r = try small.makeSession(contextLength: 1024)
+        XCTAssertEqual(r.slidingCapacity, 608)
+        XCTAssertLessThan(r.kvCacheBytes, s.kvCacheBytes)
+        let full = try m.makeSession(contextLength: 1024)
+        var a: [UInt32] = [], b: [UInt32] = []
+        try r.evaluate(ref.prompt_ids, logitsFrom: ref.prompt_ids.count - 1) { a = $0.map(\.bitPattern) }
+        try full.evaluate(ref.prompt_ids, logitsFrom: ref.prompt_ids.count - 1) { b = $0.map(\.bitPattern) }
+        XCTAssertGreaterThan(r.slidingBase, 0)
+        XCTAssertEqual(a, b, "the last prompt token's logits differ with the window-sized cache")
+        for t in ref.greedy_ids.prefix(8) {
+            XCTAssertEqual(try r.decode(t).map(\.bitPattern), try full.decode(t).map(\.bitPattern))
+        }
     }
 
     /// llama-perplexity's protocol on GPL-3 at ctx 512: within 0.5% of llama.cpp's 13.9062.
