@@ -76,10 +76,17 @@ extension AI {
         return GatewayResponse(body: result, cacheStatus: status)
     }
 
+    /// The namespace of a Workers AI request body: streams and whole answers never share a key
+    /// (not even under one custom `cacheKey`), so a hit always has the shape that was asked for.
+    public static func workersAINamespace(body: some Collection<UInt8>) -> String {
+        if let v = try? JSONParser.parse(body), case .bool(true)? = v["stream"] { return "workers-ai-stream" }
+        return "workers-ai"
+    }
+
     /// `respond(model, json:)` through the gateway cache.
     public func respond(_ model: String, json body: some Collection<UInt8>, gateway: GatewayOptions) async throws -> GatewayResponse {
         let bytes = Array(body)
-        return try await cached(namespace: "workers-ai", model: model, body: bytes, gateway: gateway) {
+        return try await cached(namespace: AI.workersAINamespace(body: bytes), model: model, body: bytes, gateway: gateway) {
             try await self.respond(model, json: bytes)
         }
     }
@@ -123,7 +130,7 @@ extension AI {
         var copy = input
         copy.stream = true
         let request = copy
-        let answer = try await cached(namespace: "workers-ai", model: model, body: request.jsonBytes, gateway: gateway) {
+        let answer = try await cached(namespace: "workers-ai-stream", model: model, body: request.jsonBytes, gateway: gateway) {
             try await self.respond(model, json: request.jsonBytes)
         }
         guard case .eventStream(let events) = answer.body else {

@@ -279,6 +279,15 @@ final class GatewayTests: XCTestCase {
         let r2 = try await ai.respond(TestModel.id, json: body, gateway: g)
         do { let v18 = try await collect(r1.body); let v19 = try await collect(r2.body); XCTAssertEqual(v18, v19) }
         XCTAssertEqual(r2.cacheStatus, .hit)
+        // One custom key for a whole answer and a stream: each keeps its own shape.
+        let key = AI.GatewayOptions(cacheTtl: 60, cacheKey: "shape-\(UUID().uuidString)")
+        let (whole, w1) = try await ai.runReportingStatus(TestModel.id, input, gateway: key)
+        let (streamed, w2) = try await ai.streamReportingStatus(TestModel.id, input, gateway: key)
+        var last: AIChunk? = nil
+        for try await c in streamed { last = c }
+        XCTAssertEqual([w1, w2], [.miss, .miss])
+        XCTAssertNotNil(whole.stats)
+        XCTAssertNotNil(last?.usage)
         // Errors pass through and are not stored.
         let bad = Array(#"{"prompt":""}"#.utf8)
         for _ in 0..<2 {

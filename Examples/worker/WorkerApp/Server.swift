@@ -163,7 +163,7 @@ public func makeWorkerRouter(ai: AI, configuration: WorkerConfiguration, state: 
         do {
             let gateway = try gatewayOptions(request.headers, defaultTTL: configuration.cacheTTL)
             let bodyBytes = Array(body.readableBytesView)
-            let answer = try await ai.cached(namespace: "workers-ai", model: model, body: bodyBytes, gateway: gateway) {
+            let answer = try await ai.cached(namespace: AI.workersAINamespace(body: bodyBytes), model: model, body: bodyBytes, gateway: gateway) {
                 try await workersAIAnswer(ai, metrics, model, bodyBytes)
             }
             switch answer.body {
@@ -203,7 +203,8 @@ public func makeWorkerRouter(ai: AI, configuration: WorkerConfiguration, state: 
             } catch {
                 throw OpenAIError(status: 400, message: error.message, code: "invalid_header")
             }
-            let answer = try await ai.cached(namespace: "openai-\(kind.rawValue)", model: parsed.model, body: bodyBytes, gateway: gateway) {
+            let namespace = "openai-\(kind.rawValue)" + (parsed.stream ? "-stream" : "")
+            let answer = try await ai.cached(namespace: namespace, model: parsed.model, body: bodyBytes, gateway: gateway) {
                 try await openAIAnswer(ai, metrics, parsed)
             }
             switch answer.body {
