@@ -32,6 +32,8 @@ public final class AI: Sendable {
     public let modelsDirectory: String
     /// Threads per model (0: all cores).
     public let threads: Int
+    /// The memory of the `gateway:` option (AI Gateway's cache; see Gateway.swift).
+    public let responseCache = ResponseCache()
 
     private let registry: Locked<[ModelInfo]>
     private let engines = Locked<[String: EngineSlot]>([:])

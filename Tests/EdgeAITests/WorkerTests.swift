@@ -19,6 +19,11 @@ struct HTTPResult {
 }
 
 func httpPost(port: Int, path: String, body: String, contentType: String = "application/json") throws -> HTTPResult {
+    try httpRequest(port: port, method: "POST", path: path, headers: ["Content-Type": contentType], body: body)
+}
+
+/// One request on a fresh connection (`Connection: close`); the response read to its end.
+func httpRequest(port: Int, method: String, path: String, headers: [String: String] = [:], body: String? = nil) throws -> HTTPResult {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw AIError.internal("socket failed") }
     defer { close(fd) }
@@ -30,8 +35,12 @@ func httpPost(port: Int, path: String, body: String, contentType: String = "appl
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard rc == 0 else { throw AIError.internal("connect to port \(port) failed") }
-    let payload = Array(body.utf8)
-    var request = Array("POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: \(contentType)\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n".utf8)
+    let payload = Array((body ?? "").utf8)
+    var requestHead = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+    for (name, value) in headers.sorted(by: { $0.key < $1.key }) { requestHead += "\(name): \(value)\r\n" }
+    if body != nil { requestHead += "Content-Length: \(payload.count)\r\n" }
+    requestHead += "Connection: close\r\n\r\n"
+    var request = Array(requestHead.utf8)
     request += payload
     var sent = 0
     while sent < request.count {

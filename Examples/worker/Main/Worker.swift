@@ -12,12 +12,27 @@ struct Worker: AsyncParsableCommand {
         discussion: """
             POST /                     {"prompt": "…"} → {"generated_text": "…"} (the seed worker)
             POST /ai/run/<model id>    Workers AI request → REST envelope, or SSE with "stream": true
+            POST /v1/chat/completions  OpenAI chat completions (also /v1/completions, GET /v1/models)
+            GET  /health               200 {"status":"ok"} once the model is loaded, 503 before
+            GET  /metrics              Prometheus text
+            AI Gateway cache headers: cf-aig-cache-ttl, cf-aig-skip-cache, cf-aig-cache-key → cf-aig-cache-status
             """)
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free port).") var port = 8787
     @Option(help: "Model id (or GGUF path) for POST / (default: the catalog's default).") var model: String?
     @Option(name: .shortAndLong, help: "Compute threads (0: all cores).") var threads = 0
+    @Option(help: "Require 'Authorization: Bearer KEY' on every route except /health (default: $EDGEAI_API_KEY; none when unset).")
+    var apiKey: String?
+    @Option(help: "Seconds answers stay cached when a request sends no cf-aig-cache-ttl header (0: only requests with the header are cached).")
+    var cacheTtl = 0
+    @Option(help: "Byte budget of the answer cache.") var cacheBytes = 64 << 20
+
+    func validate() throws {
+        guard cacheTtl >= 0 else { throw ValidationError("--cache-ttl must be 0 or more seconds, got \(cacheTtl)") }
+        guard cacheBytes >= 0 else { throw ValidationError("--cache-bytes must be 0 or more, got \(cacheBytes)") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
+    }
 
     func run() async throws {
         do {
@@ -28,12 +43,26 @@ struct Worker: AsyncParsableCommand {
                 id = m
             }
             guard let id else { throw AIError(code: 5007, message: "No model given and no catalog default; pass --model") }
-            try await ai.preload(id)
-            let config = WorkerConfiguration(host: host, port: port, model: id)
-            let app = makeWorkerApplication(ai: ai, configuration: config) { port in
-                FileHandle.standardError.write(Data("worker: serving \(id) on http://\(config.host):\(port)\n".utf8))
+            let key = apiKey ?? ProcessInfo.processInfo.environment["EDGEAI_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+            if let key, key.isEmpty { throw AIError.invalidInput("--api-key must not be empty") }
+            let config = WorkerConfiguration(host: host, port: port, model: id, apiKey: key,
+                                             cacheTTL: Double(cacheTtl), cacheBytes: cacheBytes)
+            let state = WorkerState()
+            let app = makeWorkerApplication(ai: ai, configuration: config, state: state) { port in
+                FileHandle.standardError.write(Data("worker: listening on http://\(config.host):\(port) (\(id) loading)\n".utf8))
             }
-            try await app.runService()
+            // Serve at once (GET /health says 503 until the model is loaded); a model that
+            // cannot load ends the worker.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await app.runService() }
+                group.addTask {
+                    try await state.load(ai: ai, model: id)
+                    FileHandle.standardError.write(Data("worker: \(id) loaded\(key == nil ? "" : " (API key required)")\n".utf8))
+                    try await Task.sleep(nanoseconds: .max)
+                }
+                try await group.next()
+                group.cancelAll()
+            }
         } catch let e as AIError {
             FileHandle.standardError.write(Data("error \(e.code): \(e.message)\n".utf8))
             throw ExitCode(1)
