@@ -34,9 +34,13 @@ public final class AI: Sendable {
     public let threads: Int
     /// The memory of the `gateway:` option (AI Gateway's cache; see Gateway.swift).
     public let responseCache = ResponseCache()
+    /// How each model serves concurrent requests (slots, queue, prefill per step).
+    public let serving: ServingOptions
 
     private let registry: Locked<[ModelInfo]>
     private let engines = Locked<[String: EngineSlot]>([:])
+    /// Engines that finished loading (for `load(_:)`, which does not wait).
+    private let loaded = Locked<[String: ModelEngine]>([:])
 
     private struct EngineSlot {
         let info: ModelInfo
@@ -48,11 +52,16 @@ public final class AI: Sendable {
     ///     (`$EDGEAI_CATALOG` or this package's `Models/catalog.json`), or an empty catalog when there is none.
     ///   - modelsDirectory: where the catalog's files live; nil: `ModelCatalog.defaultModelsDirectory`.
     ///   - threads: compute threads per model, 0 for all cores.
-    public init(catalog: String? = nil, modelsDirectory: String? = nil, threads: Int = 0) throws {
+    ///   - serving: per model, how many requests generate together and how many may wait.
+    public init(catalog: String? = nil, modelsDirectory: String? = nil, threads: Int = 0, serving: ServingOptions = ServingOptions()) throws {
         let dir = modelsDirectory ?? ModelCatalog.defaultModelsDirectory
         self.modelsDirectory = dir
         guard threads >= 0 else { throw AIError.invalidInput("threads must be 0 (all cores) or more, got \(threads)") }
         self.threads = threads
+        guard serving.slots >= 1, serving.maxQueued >= 0, serving.prefillTokensPerStep >= 1 else {
+            throw AIError.invalidInput("serving options need slots ≥ 1, maxQueued ≥ 0 and prefillTokensPerStep ≥ 1; got \(serving.slots), \(serving.maxQueued), \(serving.prefillTokensPerStep)")
+        }
+        self.serving = serving
         var models: [ModelInfo] = []
         if let path = catalog ?? ModelCatalog.defaultCatalogPath {
             models = try ModelCatalog.load(path: path, modelsDirectory: dir)
@@ -81,6 +90,13 @@ public final class AI: Sendable {
             }
         }
         engines.withLock { _ = $0.removeValue(forKey: id) }
+        loaded.withLock { _ = $0.removeValue(forKey: id) }
+    }
+
+    /// The scheduler's load of a model (slots, busy slots, waiting requests); nil when the model
+    /// is not loaded. Does not wait.
+    public func load(_ model: String) -> ModelLoad? {
+        loaded.withLock { $0[model] }?.load
     }
 
     /// Load a model now rather than on its first call.
@@ -119,7 +135,12 @@ public final class AI: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AIOutput, Error>) in
                 job.onFinish = { result in continuation.resume(with: result.mapError { $0 as Error }) }
-                engine.queue.async { engine.generate(job) }
+                do {
+                    try engine.submit(job)
+                } catch {
+                    job.onFinish = nil
+                    continuation.resume(throwing: error)
+                }
             }
         } onCancel: {
             job.cancel()
@@ -147,7 +168,7 @@ public final class AI: Sendable {
                 continuation.finish(throwing: error)
             }
         }
-        engine.queue.async { engine.generate(job) }
+        try engine.submit(job)
         return stream
     }
 
@@ -205,13 +226,13 @@ public final class AI: Sendable {
 
     func engine(_ model: String) async throws -> ModelEngine {
         let info = try info(model)
-        let threads = self.threads
+        let threads = self.threads, serving = self.serving
         let task: Task<ModelEngine, Error> = engines.withLock { slots in
             if let slot = slots[model], slot.info == info { return slot.task }
             let t = Task<ModelEngine, Error>.detached {
                 try await withCheckedThrowingContinuation { continuation in
                     DispatchQueue.global(qos: .userInitiated).async {
-                        continuation.resume(with: Result { try ModelEngine(info: info, threads: threads) })
+                        continuation.resume(with: Result { try ModelEngine(info: info, threads: threads, serving: serving) })
                     }
                 }
             }
@@ -219,7 +240,9 @@ public final class AI: Sendable {
             return t
         }
         do {
-            return try await task.value
+            let engine = try await task.value
+            loaded.withLock { $0[model] = engine }
+            return engine
         } catch {
             // Let a later call retry (e.g. after the file was downloaded).
             engines.withLock { slots in

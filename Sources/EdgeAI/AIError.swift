@@ -45,6 +45,13 @@ public struct AIError: Error, CustomStringConvertible, Equatable, Hashable, Send
 
     public static let aborted = AIError(code: abortedCode, message: "Request was aborted")
 
+    /// 3040: every slot of the model is busy and its queue is full.
+    public static let capacityCode = 3040
+
+    public static func capacityExceeded(model: String, busySlots: Int, waiting: Int) -> AIError {
+        AIError(code: capacityCode, message: "Capacity temporarily exceeded, please try again later: all \(busySlots) slots of \(model) are busy and \(waiting) requests are waiting (raise the slots or queue settings to allow more)")
+    }
+
     public static func `internal`(_ message: String) -> AIError { AIError(code: internalCode, message: message) }
 
     /// The HTTP status Workers AI's REST API answers with for this error.

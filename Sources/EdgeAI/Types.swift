@@ -218,6 +218,14 @@ public struct GenerationStats: Sendable, Equatable, Hashable {
     public var constraintSeconds: Double = 0
     /// JSON mode: token masks computed by walking the vocabulary trie (the others came from the cache).
     public var maskWalks: Int = 0
+    /// Seconds the request waited for a free slot before it started (not part of the above).
+    public var queueSeconds: Double = 0
+    /// Of `reusedPromptTokens`: tokens copied from the cache of another sequence (a shared
+    /// system prompt or earlier turn) rather than found in the slot's own cache.
+    public var copiedPromptTokens: Int = 0
+    /// The most sequences (this one included) evaluated together in one step of this request:
+    /// 1 when it ran alone.
+    public var largestStep: Int = 1
 
     /// Decode speed: tokens after the first per second.
     public var tokensPerSecond: Double {

@@ -97,6 +97,34 @@ public final class TransformerSession {
         return p
     }
 
+    /// Replaces this cache's contents with the first `count` positions of `source` (another
+    /// session of the same model), so a prompt sharing that prefix need not evaluate it again.
+    /// Returns false, changing nothing, when that is not possible: another model, `count` beyond
+    /// what either cache holds, or sliding-window layers of `source` that no longer hold
+    /// position 0.
+    @discardableResult
+    public func copyPrefix(from source: TransformerSession, count: Int) -> Bool {
+        guard source !== self, source.model === model, count >= 0, count <= source.position,
+              count <= contextLength, source.slidingBase == 0 else { return false }
+        let c = model.config, hd = c.headDimension
+        for l in 0..<c.blockCount where count > kvCapacity[l] || count > source.kvCapacity[l] { return false }
+        for l in 0..<c.blockCount where count > 0 {
+            let capD = kvCapacity[l], capS = source.kvCapacity[l]
+            let kd = kCache + kvOffset[l], ks = source.kCache + source.kvOffset[l]
+            let vd = vCache + kvOffset[l], vs = source.vCache + source.kvOffset[l]
+            for g in 0..<c.headCountKV {
+                // K: [kv head][position][hd]; V: [kv head][hd][position]
+                memcpy(kd + g * capD * hd, ks + g * capS * hd, count * hd * 2)
+                for e in 0..<hd {
+                    memcpy(vd + (g * hd + e) * capD, vs + (g * hd + e) * capS, count * 2)
+                }
+            }
+        }
+        position = count
+        slidingBase = 0
+        return true
+    }
+
     /// Empties the cache.
     public func reset() {
         position = 0

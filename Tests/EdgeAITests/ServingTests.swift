@@ -381,7 +381,7 @@ final class ServingTests: XCTestCase {
         let ai = try TestModel.ai()
         let w = try await RunningWorker.start(ai: ai, configuration: WorkerConfiguration(host: "127.0.0.1", port: 0, model: TestModel.id))
         defer { Task { await w.stop() } }
-        // Three generations at once on one model: one runs, two wait.
+        // Three generations at once on one model of the default 8 slots: all run, none waits.
         let bodies = (0..<3).map { #"{"prompt":"Story \#($0) \#(UUID().uuidString.prefix(4))","max_tokens":48}"# }
         let calls = bodies.map { b in Task { try await w.call("POST", "/ai/run/\(TestModel.id)", body: b) } }
         var busy = 0.0, queued = 0.0
@@ -389,14 +389,17 @@ final class ServingTests: XCTestCase {
             let text = try await w.call("GET", "/metrics").text
             busy = max(busy, metric(text, "edgeai_busy_slots") ?? 0)
             queued = max(queued, metric(text, "edgeai_queue_depth") ?? 0)
-            if busy >= 1 && queued >= 1 { break }
+            if busy >= 2 { break }
             try await Task.sleep(nanoseconds: 10_000_000)
         }
         for c in calls { let v3 = try await c.value.status; XCTAssertEqual(v3, 200) }
-        XCTAssertEqual(busy, 1)
-        // (queue depth is seen only if a poll lands while two requests wait: a race on 2 shared
-        // cores, so it is reported, not asserted)
-        print("testBusySlotsWhileGenerating: max queue depth seen \(queued)")
+        XCTAssertGreaterThanOrEqual(busy, 1)
+        XCTAssertLessThanOrEqual(busy, 3)
+        // (requests submitted during a step wait for its end before they are admitted, so a
+        // short queue depth may be seen even with free slots)
+        XCTAssertLessThanOrEqual(queued, 3)
+        let slotsText = try await w.call("GET", "/metrics").text
+        XCTAssertEqual(metric(slotsText, "edgeai_slots"), 8)
         let after = try await w.call("GET", "/metrics").text
         XCTAssertEqual(metric(after, "edgeai_busy_slots"), 0)
         XCTAssertEqual(metric(after, "edgeai_queue_depth"), 0)

@@ -27,16 +27,22 @@ struct Worker: AsyncParsableCommand {
     @Option(help: "Seconds answers stay cached when a request sends no cf-aig-cache-ttl header (0: only requests with the header are cached).")
     var cacheTtl = 0
     @Option(help: "Byte budget of the answer cache.") var cacheBytes = 64 << 20
+    @Option(name: [.customShort("p"), .long], help: "Requests generated together per model (continuous batching; each has its own KV cache, allocated on first use).")
+    var parallel = ServingOptions().slots
+    @Option(help: "Requests that may wait for a free slot; beyond them the answer is error 3040 (HTTP 429).")
+    var maxQueued = ServingOptions().maxQueued
 
     func validate() throws {
         guard cacheTtl >= 0 else { throw ValidationError("--cache-ttl must be 0 or more seconds, got \(cacheTtl)") }
         guard cacheBytes >= 0 else { throw ValidationError("--cache-bytes must be 0 or more, got \(cacheBytes)") }
+        guard parallel >= 1 else { throw ValidationError("--parallel must be 1 or more, got \(parallel)") }
+        guard maxQueued >= 0 else { throw ValidationError("--max-queued must be 0 or more, got \(maxQueued)") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
     }
 
     func run() async throws {
         do {
-            let ai = try AI(threads: threads)
+            let ai = try AI(threads: threads, serving: ServingOptions(slots: parallel, maxQueued: maxQueued))
             var id = model ?? ai.defaultModel
             if let m = model, m.hasSuffix(".gguf") || FileManager.default.fileExists(atPath: m) {
                 ai.register(m, path: m)

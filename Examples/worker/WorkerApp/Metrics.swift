@@ -99,7 +99,7 @@ public final class WorkerMetrics: @unchecked Sendable {
     }
 
     /// The Prometheus text exposition (version 0.0.4).
-    public func render(cache: ResponseCache.Stats, cacheBudget: Int, loaded: [String: Bool]) -> String {
+    public func render(cache: ResponseCache.Stats, cacheBudget: Int, loaded: [String: Bool], load: [ModelLoad] = []) -> String {
         let s = with { $0 }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: Double)]) {
@@ -123,10 +123,9 @@ public final class WorkerMetrics: @unchecked Sendable {
         family("edgeai_prefill_seconds_total", "counter", "Seconds from the start of generations to their first token.", perModel { $0.prefillSeconds })
         family("edgeai_generation_seconds_total", "counter", "Seconds of generation after the first token (tokens/s = rate of generated tokens over this).", perModel { $0.generationSeconds })
         family("edgeai_tokens_per_second", "gauge", "Decode speed of the last completed generation.", perModel { $0.lastTokensPerSecond })
-        let active = s.models.values.reduce(0) { $0 + $1.active }
-        let busy = s.models.values.reduce(0) { $0 + min(1, $1.active) }
-        family("edgeai_busy_slots", "gauge", "Generation slots in use (one per model: a model generates one request at a time).", [("", Double(busy))])
-        family("edgeai_queue_depth", "gauge", "Generations waiting for a busy model.", [("", Double(active - busy))])
+        family("edgeai_slots", "gauge", "Sequence slots of the loaded models (requests generated together).", [("", Double(load.reduce(0) { $0 + $1.slots }))])
+        family("edgeai_busy_slots", "gauge", "Slots generating a request now.", [("", Double(load.reduce(0) { $0 + $1.busySlots }))])
+        family("edgeai_queue_depth", "gauge", "Requests waiting for a free slot.", [("", Double(load.reduce(0) { $0 + $1.queued }))])
         family("edgeai_model_loaded", "gauge", "1 when the model is loaded and ready.", loaded.sorted { $0.key < $1.key }.map { ("model=\"\(Self.escape($0.key))\"", $0.value ? 1 : 0) })
         family("edgeai_cache_hits_total", "counter", "Answers served from the gateway cache.", [("", Double(cache.hits))])
         family("edgeai_cache_inflight_joins_total", "counter", "Answers shared with an identical request in flight (computed once).", [("", Double(cache.joined))])
