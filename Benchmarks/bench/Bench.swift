@@ -68,6 +68,8 @@ struct Speed: ParsableCommand {
     @Option(name: .short, help: "repetitions") var r: Int = 5
     @Option(name: .long, help: "batches of at least this many tokens use OpenBLAS (default: the model's, 64)") var blasFrom: Int?
     @Flag(name: .long, help: "print a JSON array with llama-bench's keys") var json = false
+    @Option(name: .long, help: "batches of up to this many tokens use the single-token kernels block by block (default 4)") var smallBatch: Int?
+    @Option(name: .long, help: "also decode -n tokens for each of S sequences together (continuous batching, one forward pass per step), for each S of this comma-separated list; aggregate t/s") var sequences: String = ""
 
     func validate() throws {
         guard p >= 0, n >= 0, p + n > 0 else { throw ValidationError("-p and -n must be >= 0 and not both 0") }
@@ -78,6 +80,7 @@ struct Speed: ParsableCommand {
 
     func run() throws {
         let m = try loadModel(model, threads: t, blasFrom: blasFrom)
+        if let smallBatch { TransformerModel.smallBatchTokens = smallBatch }
         let vocab = m.config.vocabSize
         let session = try m.makeSession(contextLength: p + n)
         var rng = SplitMix64(state: 1234)
@@ -113,6 +116,22 @@ struct Speed: ParsableCommand {
             }
             results.append(("tg\(n)", 0, n, samples))
         }
+        for count in sequences.split(separator: ",").compactMap({ Int($0) }) where count >= 1 && n > 0 {
+            let sessions = try (0..<count).map { _ in try m.makeSession(contextLength: n + 1) }
+            func round() throws -> Double {
+                for s in sessions { s.reset() }
+                let t0 = now()
+                for _ in 0..<n {
+                    let parts = sessions.map { SequenceTokens($0, [rng.token(vocab)]) }
+                    _ = try m.evaluate(parts) { $0[0] }
+                }
+                return Double(n * count) / (now() - t0)
+            }
+            _ = try round()
+            var samples: [Double] = []
+            for _ in 0..<r { samples.append(try round()) }
+            results.append(("tg\(n)x\(count)", 0, n * count, samples))
+        }
 
         func stats(_ s: [Double]) -> (Double, Double) {
             let mean = s.reduce(0, +) / Double(s.count)
@@ -146,7 +165,7 @@ struct Speed: ParsableCommand {
             print("| ------ | ------: | -------------: |")
             for res in results {
                 let (mean, sd) = stats(res.samples)
-                let name = res.name.padding(toLength: 6, withPad: " ", startingAt: 0)
+                let name = res.name.padding(toLength: max(6, res.name.count), withPad: " ", startingAt: 0)
                 print("| \(name) | \(String(format: "%7d", m.threads)) | \(String(format: "%7.2f ± %5.2f", mean, sd)) |")
             }
         }

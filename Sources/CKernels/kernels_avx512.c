@@ -219,3 +219,91 @@ EK_TARGET_AVX512 float ek_vec_dot_f32_avx512(int64_t n, const float *x, const fl
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
+
+// Two tokens at once: ek_matvec_q8_0_avx512vnni for activations x0 and x1 (outputs y0[r], y1[r])
+// with each weight block read once and both tokens in one 512-bit register (token 0 in lanes
+// 0-7, token 1 in lanes 8-15). Every lane does what the single-token kernel's lane does (exact
+// int32 dot of 4 byte pairs, to float, fma with dw*dx), and each half is summed as it sums, so
+// both results are bit-identical to two single-token calls. ncols <= 32 * EK_MV_PREP_MAX.
+EK_TARGET_AVX512 static inline __m512i ek_dot_lanes_vnni2(__m256i w, __m512i x) {
+    const __m512i w2 = _mm512_broadcast_i64x4(w);
+    const __m512i xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w2), _mm512_setzero_si512(), x);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w2), xs);
+}
+
+#define EK_VNNI_STEP2(P, A)                                                                     \
+    do {                                                                                        \
+        const __m256i w_ = _mm256_loadu_si256((const __m256i *)((P) + o + 2));                  \
+        const __m512 f_ = _mm512_cvtepi32_ps(ek_dot_lanes_vnni2(w_, xv));                      \
+        A = _mm512_fmadd_ps(f_, _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(ek_load_u16((P) + o))), d), A); \
+    } while (0)
+
+EK_TARGET_AVX512 static inline void ek_store_pair(__m512 a, float *y0, float *y1, int64_t r) {
+    y0[r] = ek_hsum_ps256(_mm512_castps512_ps256(a));
+    y1[r] = ek_hsum_ps256(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+}
+
+EK_TARGET_AVX512 void ek_matvec2_q8_0_avx512vnni(const void *w, int64_t ncols, int64_t row0, int64_t row1,
+                                                 const void *xq0, const void *xq1, float *y0, float *y1) {
+    const int64_t nb = ncols / EK_QK8_0;
+    if (row1 <= row0) return;
+    if (nb <= 0 || nb > EK_MV_PREP_MAX) {
+        ek_matvec_q8_0_avx512vnni(w, ncols, row0, row1, xq0, y0);
+        ek_matvec_q8_0_avx512vnni(w, ncols, row0, row1, xq1, y1);
+        return;
+    }
+    const size_t rs = (size_t)nb * EK_Q8_0_BLOCK_BYTES;
+    const uint8_t *W = (const uint8_t *)w;
+    const uint8_t *X0 = (const uint8_t *)xq0, *X1 = (const uint8_t *)xq1;
+    _Alignas(64) __m512i xs[EK_MV_PREP_MAX];
+    _Alignas(64) __m512 dx[EK_MV_PREP_MAX];
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *b0 = X0 + (size_t)b * EK_Q8_0_BLOCK_BYTES, *b1 = X1 + (size_t)b * EK_Q8_0_BLOCK_BYTES;
+        xs[b] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(b0 + 2))),
+                                   _mm256_loadu_si256((const __m256i *)(b1 + 2)), 1);
+        dx[b] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(_cvtsh_ss(ek_load_u16(b0)))),
+                                                    _mm256_castps_pd(_mm256_set1_ps(_cvtsh_ss(ek_load_u16(b1)))), 1));
+    }
+    const size_t group = 4 * rs;
+    const size_t dist = group * ((EK_PF_MIN + group - 1) / group);
+    {
+        const size_t span = (size_t)(row1 - row0) * rs;
+        const uintptr_t start = (uintptr_t)(W + (size_t)row0 * rs);
+        for (size_t off = 0; off < dist && off < span; off += 64) ek_prefetch_addr(start + off);
+    }
+    int64_t r = row0;
+    for (; r + 4 <= row1; r += 4) {
+        const uint8_t *p0 = W + (size_t)r * rs, *p1 = p0 + rs, *p2 = p1 + rs, *p3 = p2 + rs;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        const uintptr_t pf0 = (uintptr_t)p0 + dist;
+        for (int64_t b = 0; b < nb; b++) {
+            const size_t o = (size_t)b * EK_Q8_0_BLOCK_BYTES;
+            const uintptr_t pf = pf0 + 4 * o;
+            ek_prefetch_addr(pf);
+            ek_prefetch_addr(pf + 64);
+            ek_prefetch_addr(pf + 128);
+            const __m512i xv = _mm512_load_si512(&xs[b]);
+            const __m512 d = dx[b];
+            EK_VNNI_STEP2(p0, a0);
+            EK_VNNI_STEP2(p1, a1);
+            EK_VNNI_STEP2(p2, a2);
+            EK_VNNI_STEP2(p3, a3);
+        }
+        ek_store_pair(a0, y0, y1, r);
+        ek_store_pair(a1, y0, y1, r + 1);
+        ek_store_pair(a2, y0, y1, r + 2);
+        ek_store_pair(a3, y0, y1, r + 3);
+    }
+    for (; r < row1; r++) {
+        const uint8_t *p0 = W + (size_t)r * rs;
+        __m512 a0 = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const size_t o = (size_t)b * EK_Q8_0_BLOCK_BYTES;
+            const __m512i xv = _mm512_load_si512(&xs[b]);
+            const __m512 d = dx[b];
+            EK_VNNI_STEP2(p0, a0);
+        }
+        ek_store_pair(a0, y0, y1, r);
+    }
+}

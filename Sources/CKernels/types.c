@@ -129,6 +129,15 @@ void ek_dequant_task_run(void *ctx, int ith, int nth) {
 
 static const ek_vec_dot_fn k_q4K_ggml[3] = DOTS(q4_K_q8_K);
 
+/// Batches of up to this many tokens use the decode kernels token by token over blocks of 64
+/// rows (each block's weights are read from memory once and stay in cache for the other tokens):
+/// for the few tokens of a decode step of several sequences this beats the tiled kernels, which
+/// unpack every weight block for as few as two tokens.
+static int g_small_batch = 4;
+
+void ek_set_small_batch(int n) { g_small_batch = n < 1 ? 1 : n; }
+int ek_small_batch(void) { return g_small_batch; }
+
 static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     const ek_type_traits *tr = ek_type_traits_of(t->type[p]);
     if (tr == NULL || tr->vec_dot == NULL) return;
@@ -137,6 +146,43 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     const uint8_t *A = (const uint8_t *)t->a[p];
     const int64_t as = t->a_stride[p];
     float *acc = t->acc[p], *y = t->y[p];
+
+    if (ntok > 1 && ntok <= g_small_batch && t->type[p] == EK_TYPE_Q8_0 && current_level() == 2) {
+        // Q8_0: the decode kernel two tokens at a time (same bits), block by block
+        float tmp0[64], tmp1[64];
+        for (int64_t r = r0; r < r1; r += 64) {
+            const int64_t m = r1 - r < 64 ? r1 - r : 64;
+            int64_t k = 0;
+            for (; k + 2 <= ntok; k += 2) {
+                float *o0 = acc ? tmp0 - r : y + k * ys, *o1 = acc ? tmp1 - r : y + (k + 1) * ys;
+                ek_matvec2_q8_0_avx512vnni(t->w[p], ncols, r, r + m, A + k * as, A + (k + 1) * as, o0, o1);
+                if (acc) {
+                    for (int64_t i = 0; i < m; i++) acc[k * ys + r + i] += tmp0[i];
+                    for (int64_t i = 0; i < m; i++) acc[(k + 1) * ys + r + i] += tmp1[i];
+                }
+            }
+            if (k < ntok) {
+                float *o0 = acc ? tmp0 - r : y + k * ys;
+                ek_matvec_q8_0(t->w[p], ncols, r, r + m, A + k * as, o0);
+                if (acc) for (int64_t i = 0; i < m; i++) acc[k * ys + r + i] += tmp0[i];
+            }
+        }
+        return;
+    }
+    if (ntok > 1 && ntok <= g_small_batch) {   // a few tokens: decode kernels, block by block
+        ek_mm_task one = *t;
+        one.n_tok = 1;
+        for (int64_t r = r0; r < r1; r += 64) {
+            const int64_t m = r1 - r < 64 ? r1 - r : 64;
+            for (int64_t k = 0; k < ntok; k++) {
+                one.a[p] = A + k * as;
+                one.y[p] = y ? y + k * ys : NULL;
+                one.acc[p] = acc ? acc + k * ys : NULL;
+                mm_part(&one, p, r, r + m);
+            }
+        }
+        return;
+    }
 
     if (t->type[p] == EK_TYPE_Q8_0 && ntok == 1) {   // the tuned Q8_0 path
         if (acc == NULL) {

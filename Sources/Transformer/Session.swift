@@ -277,6 +277,13 @@ public struct SequenceTokens {
 }
 
 extension TransformerModel {
+    /// Batches of up to this many tokens multiply with the single-token kernels row block by row
+    /// block rather than the tiled batch kernels (the same results; for benchmarks). Default 4.
+    public static var smallBatchTokens: Int {
+        get { Int(ek_small_batch()) }
+        set { ek_set_small_batch(Int32(clamping: newValue)) }
+    }
+
     /// Largest number of tokens one `evaluate(_:_:)` step takes.
     public var maxStepTokens: Int { max(1, options.maxBatch) }
 

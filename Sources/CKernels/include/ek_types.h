@@ -165,6 +165,10 @@ typedef struct {
 /// ggml_gemv_q4_K_8x8_q8_K (the table's vec_dot) for the others; other Q4_K matrices like
 /// ggml_vec_dot_q4_K_q8_K (ek_vec_dot_q4_K_q8_K).
 void ek_mm_task_run(void *ctx, int ith, int nth);
+/// Batches of up to n tokens (default 4) use the single-token kernels over blocks of rows
+/// (same results; faster for the few tokens of a multi-sequence decode step). For benchmarks.
+void ek_set_small_batch(int n);
+int ek_small_batch(void);
 /// 1 if ek_mm_task_run has a tiled batched kernel for this weight type on this CPU (AVX-512
 /// VNNI: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q5_K, Q6_K, and Q4_K matrices with rows % 8 == 0); batches of other types
 /// call vec_dot per row and token.
