@@ -198,6 +198,7 @@ final class RemoteClient: NSObject, URLSessionDataDelegate, @unchecked Sendable 
                 case .data(let d): received += d
                 }
             }
+            if Task.isCancelled { throw AIError.aborted }
             guard status == 200 else { throw Self.failure(status: status, body: received, backend: backend) }
             return try Self.output(fromEnvelope: received, backend: backend)
         } catch {

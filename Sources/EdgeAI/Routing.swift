@@ -21,6 +21,11 @@ final class Routing: Sendable {
     }
     private let state = Locked(State())
 
+    deinit {
+        // The session holds the client (its delegate) until it is invalidated.
+        state.withLock { $0.client }?.invalidate()
+    }
+
     var client: RemoteClient? { state.withLock { $0.client } }
     var policy: AI.RoutingPolicy { state.withLock { $0.policy } }
 

@@ -35,6 +35,23 @@ private func closedPort() throws -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// A loopback port that accepts connections (the kernel's backlog) and never answers; close the
+/// returned descriptor when done.
+private func silentListener() throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw AIError.internal("socket failed") }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let ok = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard ok, listen(fd, 16) == 0 else { close(fd); throw AIError.internal("bind/listen failed") }
+    return (fd, Int(UInt16(bigEndian: addr.sin_port)))
+}
+
 /// A blocking loopback HTTP call on a GCD thread (never on the cooperative pool the servers use).
 private func call(_ port: Int, _ method: String, _ path: String, headers: [String: String] = [:], body: String? = nil) async throws -> HTTPResult {
     var h = headers
@@ -280,6 +297,16 @@ final class HybridRoutingTests: XCTestCase {
         await expectAIError(10000) { _ = try await wrongKey.stream(alias, colorsInput) }
         XCTAssertEqual(AIError(code: 10000, message: "").httpStatus, 401)
 
+        // The gateway option caches remote answers too (keyed by the remote's URL): one remote call.
+        let tag = UUID().uuidString.prefix(6)
+        let cachedInput = AIInput(prompt: "Say a word. \(tag)", maxTokens: 4, temperature: 0)
+        let okBefore = remote.answered(200)
+        let g1 = try await ai.runReportingStatus(alias, cachedInput, gateway: .init(cacheTtl: 60))
+        let g2 = try await ai.runReportingStatus(alias, cachedInput, gateway: .init(cacheTtl: 60))
+        XCTAssertEqual([g1.status, g2.status], [.miss, .hit])
+        XCTAssertEqual(g1.output, g2.output)
+        XCTAssertEqual(remote.answered(200), okBefore + 1)
+
         // A busy local model: with no wait allowed, the request goes to the remote (which serves
         // the same model under its catalog id), and comes back local once the slot is free.
         let localAnswer = try await local.run(TestModel.id, colorsInput)
@@ -323,6 +350,26 @@ final class HybridRoutingTests: XCTestCase {
         // No local model to fall back to: the network error, as 3001.
         await expectAIError(3001, "unreachable") { _ = try await ai.run(alias, colorsInput) }
         await expectAIError(3001, "unreachable") { _ = try await ai.stream(alias, colorsInput) }
+        // A remote that accepts the connection and never answers: 3007 after the timeout, local fallback.
+        let silent = try silentListener()
+        defer { close(silent.fd) }
+        try ai.configureRemote(AI.RemoteBackend(url: "http://127.0.0.1:\(silent.port)", timeout: 0.5), policy: .init(prefer: .remote))
+        let (toOut, toBackend) = try await ai.runRouted(TestModel.id, colorsInput)
+        XCTAssertEqual(toBackend, .local)
+        XCTAssertEqual(toOut, localAnswer)
+        await expectAIError(3007, "timed out") { _ = try await ai.run(alias, colorsInput) }
+        // Cancelling a call waiting on the remote: 3008 at once, no fallback.
+        try ai.configureRemote(AI.RemoteBackend(url: "http://127.0.0.1:\(silent.port)", timeout: 30), policy: .init(prefer: .remote))
+        for streaming in [false, true] {
+            let t1 = Date()
+            let pending = Task {
+                if streaming { _ = try await ai.stream(TestModel.id, colorsInput) } else { _ = try await ai.run(TestModel.id, colorsInput) }
+            }
+            try await Task.sleep(nanoseconds: 200_000_000)
+            pending.cancel()
+            await expectAIError(3008) { try await pending.value }
+            XCTAssertLessThan(Date().timeIntervalSince(t1), 5, "streaming: \(streaming)")
+        }
         // Fallback switched off: the error too.
         try ai.configureRemote(AI.RemoteBackend(url: down), policy: .init(prefer: .remote, fallbackToLocal: false))
         await expectAIError(3001, "unreachable") { _ = try await ai.run(TestModel.id, colorsInput) }
