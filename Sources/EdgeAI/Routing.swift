@@ -120,7 +120,8 @@ extension AI {
     }
 
     /// Where a request for `model` would run now: waits up to `maxLocalWait` for a free local
-    /// slot. Without a remote backend: always `.local`.
+    /// slot. Without a remote backend: always `.local`. This looks, it does not reserve: requests
+    /// deciding at the same instant may all see the slot free, and then take turns locally.
     public func route(_ model: String) async throws -> Backend {
         guard routing.client != nil else { return .local }
         let policy = routing.policy

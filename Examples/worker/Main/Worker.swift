@@ -16,9 +16,8 @@ struct Worker: AsyncParsableCommand {
             GET  /health               200 {"status":"ok"} once the model is loaded, 503 before
             GET  /metrics              Prometheus text
             AI Gateway cache headers: cf-aig-cache-ttl, cf-aig-skip-cache, cf-aig-cache-key → cf-aig-cache-status
-            Hybrid routing: --remote-url sends models not available locally (and local ones whose
-            slot stays busy past --remote-wait) to a Workers AI REST endpoint; answers carry
-            x-edgeai-backend: local|remote.
+            --remote-url URL: models not found locally (or busy past --remote-wait) go to
+            a Workers AI REST endpoint; answers carry x-edgeai-backend: local|remote
             """)
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
