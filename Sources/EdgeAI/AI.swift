@@ -36,7 +36,7 @@ public final class AI: Sendable {
     public let responseCache = ResponseCache()
     /// How each model serves concurrent requests (slots, queue, prefill per step).
     public let serving: ServingOptions
-    /// Hybrid routing (Routing.swift): the remote backend, its policy, the local calls it started.
+    /// Hybrid routing (Routing.swift): the remote backend and its policy.
     let routing = Routing()
 
     private let registry: Locked<[ModelInfo]>
@@ -221,15 +221,11 @@ public final class AI: Sendable {
 
     // MARK: Load, for hybrid routing
 
-    /// How busy a model's local slots are, for hybrid routing (Routing.swift): nil when the model
-    /// is not loaded (nothing runs on it).
+    /// How busy a model's local slots are, for hybrid routing (Routing.swift): the scheduler's
+    /// load; nil when the model is not loaded (nothing runs on it).
     func localLoad(_ model: String) -> (busy: Int, slots: Int, queued: Int)? {
-        guard engines.withLock({ $0[model] != nil }) else { return nil }
-        // SCHEDULER: replace with engine.load. Today's engine runs one request at a time (1 slot);
-        // the calls in progress are the local calls the router started (it sees every call while
-        // a remote backend is configured, and nobody asks otherwise).
-        let calls = routing.localCalls(model)
-        return (busy: min(calls, 1), slots: 1, queued: max(0, calls - 1))
+        guard let l = load(model) else { return nil }
+        return (busy: l.busySlots, slots: l.slots, queued: l.queued)
     }
 
     // MARK: Internals

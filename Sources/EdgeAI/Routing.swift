@@ -11,13 +11,11 @@ enum RoutingContext {
     @TaskLocal static var local = false
 }
 
-/// The routing state of one `AI`: the remote client, the policy, and the local calls in progress
-/// that the router started (per model).
+/// The routing state of one `AI`: the remote client and the policy.
 final class Routing: Sendable {
     private struct State {
         var client: RemoteClient?
         var policy = AI.RoutingPolicy()
-        var localCalls: [String: Int] = [:]
     }
     private let state = Locked(State())
 
@@ -37,17 +35,6 @@ final class Routing: Sendable {
         old?.invalidate()
     }
 
-    /// Local calls of `model` the router started that have not ended.
-    func localCalls(_ model: String) -> Int { state.withLock { $0.localCalls[model] ?? 0 } }
-
-    func localCallStarted(_ model: String) { state.withLock { $0.localCalls[model, default: 0] += 1 } }
-
-    func localCallEnded(_ model: String) {
-        state.withLock { s in
-            let n = (s.localCalls[model] ?? 1) - 1
-            s.localCalls[model] = n > 0 ? n : nil
-        }
-    }
 }
 
 extension AI {
@@ -121,7 +108,8 @@ extension AI {
 
     /// Where a request for `model` would run now: waits up to `maxLocalWait` for a free local
     /// slot. Without a remote backend: always `.local`. This looks, it does not reserve: requests
-    /// deciding at the same instant may all see the slot free, and then take turns locally.
+    /// deciding at the same instant may all see a slot free; the extra ones then wait in the
+    /// model's queue, or go to the remote when the queue is full (3040).
     public func route(_ model: String) async throws -> Backend {
         guard routing.client != nil else { return .local }
         let policy = routing.policy
@@ -150,7 +138,13 @@ extension AI {
             return (try await runLocally(model, input), .local)
         }
         try input.validate()
-        if try await route(model) == .local { return (try await runLocally(model, input), .local) }
+        if try await route(model) == .local {
+            do {
+                return (try await runLocally(model, input), .local)
+            } catch let e as AIError where e.code == AIError.capacityCode {
+                // Every slot and the queue filled between the look and the submit: the remote takes it.
+            }
+        }
         do {
             return (try await client.run(model: model, input: input), .remote)
         } catch {
@@ -169,7 +163,13 @@ extension AI {
         if input.responseFormat != nil {
             throw AIError.invalidInput("Property '/response_format' cannot be used with '/stream': \(AIError.jsonModeStreamMessage)")
         }
-        if try await route(model) == .local { return (try await streamLocally(model, input), .local) }
+        if try await route(model) == .local {
+            do {
+                return (try await streamLocally(model, input), .local)
+            } catch let e as AIError where e.code == AIError.capacityCode {
+                // As in runRouted: full locally, the remote takes it.
+            }
+        }
         do {
             return (try await client.stream(model: model, input: input), .remote)
         } catch {
@@ -196,36 +196,13 @@ extension AI {
         return try await streamRouted(model, input).stream
     }
 
-    /// `run` on the local model, counted as a local call while it runs.
+    /// `run` on the local model (not routed again).
     private func runLocally(_ model: String, _ input: AIInput) async throws -> AIOutput {
-        routing.localCallStarted(model)
-        defer { routing.localCallEnded(model) }
-        return try await RoutingContext.$local.withValue(true) { try await run(model, input) }
+        try await RoutingContext.$local.withValue(true) { try await run(model, input) }
     }
 
-    /// `stream` on the local model, counted as a local call until the stream ends or is dropped.
+    /// `stream` on the local model (not routed again).
     private func streamLocally(_ model: String, _ input: AIInput) async throws -> AsyncThrowingStream<AIChunk, Error> {
-        let routing = self.routing
-        routing.localCallStarted(model)
-        let inner: AsyncThrowingStream<AIChunk, Error>
-        do {
-            inner = try await RoutingContext.$local.withValue(true) { try await stream(model, input) }
-        } catch {
-            routing.localCallEnded(model)
-            throw error
-        }
-        let (outer, continuation) = AsyncThrowingStream<AIChunk, Error>.makeStream(bufferingPolicy: .unbounded)
-        let pump = Task {
-            defer { routing.localCallEnded(model) }
-            do {
-                for try await chunk in inner { continuation.yield(chunk) }
-                if Task.isCancelled { throw AIError.aborted }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: AIError.from(error))
-            }
-        }
-        continuation.onTermination = { _ in pump.cancel() }
-        return outer
+        try await RoutingContext.$local.withValue(true) { try await stream(model, input) }
     }
 }

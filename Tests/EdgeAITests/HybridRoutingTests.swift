@@ -243,7 +243,8 @@ final class HybridRoutingTests: XCTestCase {
                                           body: #"{"messages":\#(colors),"max_tokens":12,"temperature":0,"stream":true}"#)
         XCTAssertEqual(directStream.headers["content-type"], "text/event-stream")
 
-        let ai = try AI(threads: 0)
+        // One slot, so that one long generation makes the local model busy.
+        let ai = try AI(threads: 0, serving: ServingOptions(slots: 1))
         XCTAssertFalse(ai.hasLocalModel(alias))
         // Not configured: an unknown model is 5007, nothing is sent.
         await expectAIError(5007) { _ = try await ai.run(alias, colorsInput) }
@@ -314,7 +315,9 @@ final class HybridRoutingTests: XCTestCase {
         XCTAssertEqual(idle, .local)
         let long = try await ai.stream(TestModel.id, AIInput(prompt: "Write a long story about the sea.", maxTokens: 400, temperature: 0))
         let consumer = Task { var n = 0; for try await _ in long { n += 1 }; return n }
+        for _ in 0..<400 where ai.localLoad(TestModel.id)?.busy != 1 { try await Task.sleep(nanoseconds: 5_000_000) }
         XCTAssertEqual(ai.localLoad(TestModel.id)?.busy, 1)
+        XCTAssertEqual(ai.localLoad(TestModel.id)?.slots, 1)
         let (busyOut, busyBackend) = try await ai.runRouted(TestModel.id, colorsInput)
         XCTAssertEqual(busyBackend, .remote)
         XCTAssertEqual(busyOut, localAnswer)
