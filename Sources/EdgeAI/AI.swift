@@ -36,6 +36,8 @@ public final class AI: Sendable {
     public let responseCache = ResponseCache()
     /// How each model serves concurrent requests (slots, queue, prefill per step).
     public let serving: ServingOptions
+    /// Hybrid routing (Routing.swift): the remote backend and its policy.
+    let routing = Routing()
 
     private let registry: Locked<[ModelInfo]>
     private let engines = Locked<[String: EngineSlot]>([:])
@@ -131,6 +133,7 @@ public final class AI: Sendable {
     /// Generate a complete answer. `input.stream` is ignored (see `stream`).
     /// Throws `AIError`: 5006 invalid input, 5007 unknown model, 5021 context window, 3008 cancelled.
     public func run(_ model: String, _ input: AIInput) async throws -> AIOutput {
+        if let routed = try await routedRun(model, input) { return routed }   // a remote backend is configured (Routing.swift)
         let (engine, job) = try await prepare(model, input)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<AIOutput, Error>) in
@@ -152,6 +155,7 @@ public final class AI: Sendable {
     /// number of UTF-8 characters) and finally an empty chunk carrying `usage`. Stopping the
     /// iteration (or cancelling its task) stops generation within one token.
     public func stream(_ model: String, _ input: AIInput) async throws -> AsyncThrowingStream<AIChunk, Error> {
+        if let routed = try await routedStream(model, input) { return routed }   // a remote backend is configured (Routing.swift)
         if input.responseFormat != nil {
             throw AIError.invalidInput("Property '/response_format' cannot be used with '/stream': \(AIError.jsonModeStreamMessage)")
         }
@@ -213,6 +217,15 @@ public final class AI: Sendable {
             for try await e in events { out += e }
             return out
         }
+    }
+
+    // MARK: Load, for hybrid routing
+
+    /// How busy a model's local slots are, for hybrid routing (Routing.swift): the scheduler's
+    /// load; nil when the model is not loaded (nothing runs on it).
+    func localLoad(_ model: String) -> (busy: Int, slots: Int, queued: Int)? {
+        guard let l = load(model) else { return nil }
+        return (busy: l.busySlots, slots: l.slots, queued: l.queued)
     }
 
     // MARK: Internals

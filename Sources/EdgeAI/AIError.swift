@@ -61,6 +61,7 @@ public struct AIError: Error, CustomStringConvertible, Equatable, Hashable, Send
         case 5021, 3006: return 413
         case 3007, 3008: return 408
         case 3036, 3040: return 429
+        case 10000: return 401   // authentication error (a remote backend's, or the worker's API key)
         default: return 500
         }
     }

@@ -44,14 +44,21 @@ extension AI {
     /// The cache key of a request: SHA-256 (hex) of `namespace` (the dialect: the same body means
     /// different things on different routes), model id, model file identity (path, size,
     /// modification time) and the request bytes; with `cacheKey`, of namespace and that key.
-    /// nil for an unknown model (the call then fails with 5007 without touching the cache).
+    /// A model only the remote backend serves (hybrid routing, see Routing.swift) is keyed by the
+    /// remote's run URL instead of a file. nil for an unknown model without a remote backend (the
+    /// call then fails with 5007 without touching the cache).
     public func gatewayKey(namespace: String, model: String, body: some Collection<UInt8>, cacheKey: String? = nil) -> String? {
         var data = Array("edgeai-gateway-v1\u{0}\(namespace)\u{0}".utf8)
         if let cacheKey {
             data += Array("custom\u{0}\(cacheKey)".utf8)
             return SHA256.hex(data)
         }
-        guard let info = models.first(where: { $0.id == model }) else { return nil }
+        guard let info = models.first(where: { $0.id == model }) else {
+            guard let remote = remoteBackend else { return nil }
+            data += Array("remote\u{0}\(remote.runURL)\u{0}\(model)\u{0}".utf8)
+            data += body
+            return SHA256.hex(data)
+        }
         data += Array("\(model)\u{0}\(ResponseCache.fileIdentity(info.path))\u{0}".utf8)
         data += body
         return SHA256.hex(data)

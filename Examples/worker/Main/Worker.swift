@@ -16,6 +16,8 @@ struct Worker: AsyncParsableCommand {
             GET  /health               200 {"status":"ok"} once the model is loaded, 503 before
             GET  /metrics              Prometheus text
             AI Gateway cache headers: cf-aig-cache-ttl, cf-aig-skip-cache, cf-aig-cache-key → cf-aig-cache-status
+            --remote-url URL: models not found locally (or busy past --remote-wait) go to
+            a Workers AI REST endpoint; answers carry x-edgeai-backend: local|remote
             """)
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
@@ -31,6 +33,17 @@ struct Worker: AsyncParsableCommand {
     var parallel = ServingOptions().slots
     @Option(help: "Requests that may wait for a free slot; beyond them the answer is error 3040 (HTTP 429).")
     var maxQueued = ServingOptions().maxQueued
+    @Option(name: .customLong("register"), help: ArgumentHelp("Serve a local GGUF file under a model id (repeatable).", valueName: "ID=PATH"))
+    var registrations: [String] = []
+    @Option(help: ArgumentHelp("Workers AI REST endpoint for hybrid routing: a URL ending in /ai/run/, an account URL (…/accounts/<id>), or another worker's root (default: $EDGEAI_REMOTE_URL; none: local only).", valueName: "URL"))
+    var remoteUrl: String?
+    @Option(help: "Bearer token for the remote (default: $EDGEAI_REMOTE_TOKEN).") var remoteToken: String?
+    @Option(help: "Seconds a request for a local model waits for a free local slot before going to the remote.")
+    var remoteWait = 0.5
+    @Option(help: "local: local models run locally when a slot is free (default); remote: everything goes to the remote first, local only as fallback.")
+    var prefer = "local"
+    @Flag(help: "Do not fall back to the local model when the remote fails.") var noFallback = false
+    @Option(help: "Seconds without an answer from the remote before giving up.") var remoteTimeout = 60.0
 
     func validate() throws {
         guard cacheTtl >= 0 else { throw ValidationError("--cache-ttl must be 0 or more seconds, got \(cacheTtl)") }
@@ -38,17 +51,51 @@ struct Worker: AsyncParsableCommand {
         guard parallel >= 1 else { throw ValidationError("--parallel must be 1 or more, got \(parallel)") }
         guard maxQueued >= 0 else { throw ValidationError("--max-queued must be 0 or more, got \(maxQueued)") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535, got \(port)") }
+        guard remoteWait.isFinite, remoteWait >= 0 else { throw ValidationError("--remote-wait must be 0 or more seconds, got \(remoteWait)") }
+        guard remoteTimeout.isFinite, remoteTimeout > 0 else { throw ValidationError("--remote-timeout must be more than 0 seconds, got \(remoteTimeout)") }
+        guard AI.RoutingPolicy.Preference(rawValue: prefer) != nil else { throw ValidationError("--prefer must be 'local' or 'remote', got '\(prefer)'") }
+        for r in registrations { _ = try Self.registration(r) }
+    }
+
+    /// `ID=PATH` (split at the first `=`; the file must exist).
+    static func registration(_ text: String) throws -> (id: String, path: String) {
+        guard let eq = text.firstIndex(of: "="), eq != text.startIndex, text.index(after: eq) != text.endIndex else {
+            throw ValidationError("--register wants ID=PATH, got '\(text)'")
+        }
+        let id = String(text[..<eq]), path = String(text[text.index(after: eq)...])
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw ValidationError("--register \(id): no model file at '\(path)'")
+        }
+        return (id, path)
     }
 
     func run() async throws {
         do {
             let ai = try AI(threads: threads, serving: ServingOptions(slots: parallel, maxQueued: maxQueued))
+            for r in registrations {
+                let (rid, path) = try Self.registration(r)
+                let known = ai.models.first { $0.id == rid }
+                ai.register(rid, path: path, contextWindow: known?.contextWindow, chatTemplate: known?.chatTemplate)
+                FileHandle.standardError.write(Data("worker: \(known == nil ? "registered" : "re-registered") \(rid) = \(path)\n".utf8))
+            }
             var id = model ?? ai.defaultModel
             if let m = model, m.hasSuffix(".gguf") || FileManager.default.fileExists(atPath: m) {
                 ai.register(m, path: m)
                 id = m
             }
             guard let id else { throw AIError(code: 5007, message: "No model given and no catalog default; pass --model") }
+            let env = ProcessInfo.processInfo.environment
+            let remoteURL = remoteUrl ?? env["EDGEAI_REMOTE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+            let remoteKey = remoteToken ?? env["EDGEAI_REMOTE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            if let remoteURL {
+                let backend = try AI.RemoteBackend(url: remoteURL, token: remoteKey, timeout: remoteTimeout)
+                try ai.configureRemote(backend, policy: AI.RoutingPolicy(
+                    prefer: AI.RoutingPolicy.Preference(rawValue: prefer) ?? .local, maxLocalWait: remoteWait, fallbackToLocal: !noFallback))
+                FileHandle.standardError.write(Data("worker: remote backend \(backend) (prefer \(prefer), wait \(remoteWait) s\(noFallback ? ", no fallback" : ""))\n".utf8))
+            } else if remoteKey != nil, remoteToken != nil {
+                throw AIError.invalidInput("--remote-token needs --remote-url (or EDGEAI_REMOTE_URL)")
+            }
             let key = apiKey ?? ProcessInfo.processInfo.environment["EDGEAI_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
             if let key, key.isEmpty { throw AIError.invalidInput("--api-key must not be empty") }
             let config = WorkerConfiguration(host: host, port: port, model: id, apiKey: key,
@@ -62,8 +109,14 @@ struct Worker: AsyncParsableCommand {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await app.runService() }
                 group.addTask {
-                    try await state.load(ai: ai, model: id)
-                    FileHandle.standardError.write(Data("worker: \(id) loaded\(key == nil ? "" : " (API key required)")\n".utf8))
+                    if ai.remoteBackend != nil && !ai.hasLocalModel(id) {
+                        // A remote-only default model: nothing to load here.
+                        state.readiness = .ready
+                        FileHandle.standardError.write(Data("worker: \(id) is served by the remote backend\(key == nil ? "" : " (API key required)")\n".utf8))
+                    } else {
+                        try await state.load(ai: ai, model: id)
+                        FileHandle.standardError.write(Data("worker: \(id) loaded\(key == nil ? "" : " (API key required)")\n".utf8))
+                    }
                     try await Task.sleep(nanoseconds: .max)
                 }
                 try await group.next()

@@ -16,6 +16,7 @@ public final class WorkerMetrics: @unchecked Sendable {
     private struct State {
         var requests: [String: Int] = [:]   // "route\u{0}status" → count
         var models: [String: ModelCounters] = [:]
+        var backends: [String: Int] = [:]   // "local"/"remote" → generations routed there
     }
 
     private let lock = NSLock()
@@ -74,6 +75,14 @@ public final class WorkerMetrics: @unchecked Sendable {
         }
     }
 
+    /// A generation was routed to `backend` (hybrid routing).
+    public func recordBackend(_ backend: AI.Backend) {
+        with { $0.backends[backend.rawValue, default: 0] += 1 }
+    }
+
+    /// Generations routed to each backend so far.
+    public func backendCount(_ backend: AI.Backend) -> Int { with { $0.backends[backend.rawValue] ?? 0 } }
+
     /// Generated tokens so far (all models).
     public var generatedTokens: Int { with { $0.models.values.reduce(0) { $0 + $1.generatedTokens } } }
     /// Completed generations so far (all models).
@@ -126,6 +135,8 @@ public final class WorkerMetrics: @unchecked Sendable {
         family("edgeai_slots", "gauge", "Sequence slots of the loaded models (requests generated together).", [("", Double(load.reduce(0) { $0 + $1.slots }))])
         family("edgeai_busy_slots", "gauge", "Slots generating a request now.", [("", Double(load.reduce(0) { $0 + $1.busySlots }))])
         family("edgeai_queue_depth", "gauge", "Requests waiting for a free slot.", [("", Double(load.reduce(0) { $0 + $1.queued }))])
+        family("edgeai_backend_generations_total", "counter", "Generations by where they ran (hybrid routing: local, or the remote backend).",
+               AI.Backend.allCases.map { ("backend=\"\($0.rawValue)\"", Double(s.backends[$0.rawValue] ?? 0)) })
         family("edgeai_model_loaded", "gauge", "1 when the model is loaded and ready.", loaded.sorted { $0.key < $1.key }.map { ("model=\"\(Self.escape($0.key))\"", $0.value ? 1 : 0) })
         family("edgeai_cache_hits_total", "counter", "Answers served from the gateway cache.", [("", Double(cache.hits))])
         family("edgeai_cache_inflight_joins_total", "counter", "Answers shared with an identical request in flight (computed once).", [("", Double(cache.joined))])

@@ -82,7 +82,9 @@ public final class WorkerState: @unchecked Sendable {
 /// - `GET /metrics`: Prometheus text.
 /// The generating routes (`/ai/run`, `/v1/chat/completions`, `/v1/completions`) go through AI
 /// Gateway's cache: request headers `cf-aig-cache-ttl`, `cf-aig-skip-cache`, `cf-aig-cache-key`,
-/// response header `cf-aig-cache-status: HIT|MISS`.
+/// response header `cf-aig-cache-status: HIT|MISS`. With a remote backend configured on `ai`
+/// (`AI.configureRemote`), generations are routed and answers say where they ran:
+/// `x-edgeai-backend: local|remote` (absent on a cache hit).
 public func makeWorkerRouter(ai: AI, configuration: WorkerConfiguration, state: WorkerState = WorkerState()) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     if let budget = configuration.cacheBytes { ai.responseCache.byteBudget = budget }
@@ -136,13 +138,16 @@ public func makeWorkerRouter(ai: AI, configuration: WorkerConfiguration, state: 
         ])
         do {
             let input = try AIInput(jsonValue: call)
-            let output = try await trackedRun(ai, metrics, configuration.model, input)
+            let ran = BackendBox()
+            let output = try await trackedRun(ai, metrics, configuration.model, input, backend: ran)
             var w = JSONWriter()
             w.raw("{")
             w.key("generated_text")
             w.string(output.response)
             w.raw("}")
-            return bytes(.ok, w.bytes, contentType: "application/json")
+            var response = bytes(.ok, w.bytes, contentType: "application/json")
+            if let ranOn = ran.value { response.headers[backendHeader] = ranOn.rawValue }
+            return response
         } catch {
             let message = (error as? AIError)?.description ?? String(describing: error)
             return text(.internalServerError, "AI processing error: \(message)")
@@ -164,8 +169,9 @@ public func makeWorkerRouter(ai: AI, configuration: WorkerConfiguration, state: 
         do {
             let gateway = try gatewayOptions(request.headers, defaultTTL: configuration.cacheTTL)
             let bodyBytes = Array(body.readableBytesView)
+            let ran = BackendBox()
             let answer = try await ai.cached(namespace: AI.workersAINamespace(body: bodyBytes), model: model, body: bodyBytes, gateway: gateway) {
-                try await workersAIAnswer(ai, metrics, model, bodyBytes)
+                try await workersAIAnswer(ai, metrics, model, bodyBytes, backend: ran)
             }
             switch answer.body {
             case .json(let result):
@@ -174,9 +180,10 @@ public func makeWorkerRouter(ai: AI, configuration: WorkerConfiguration, state: 
                 out += Array(",\"success\":true,\"errors\":[],\"messages\":[]}".utf8)
                 var response = bytes(.ok, out, contentType: "application/json")
                 response.headers[cacheStatusHeader] = answer.cacheStatus.rawValue
+                if let ranOn = ran.value { response.headers[backendHeader] = ranOn.rawValue }
                 return response
             case .eventStream(let events):
-                return eventStream(events, cacheStatus: answer.cacheStatus)
+                return eventStream(events, cacheStatus: answer.cacheStatus, backend: ran.value)
             }
         } catch {
             let e = (error as? AIError) ?? AIError.internal(String(describing: error))
@@ -205,16 +212,18 @@ public func makeWorkerRouter(ai: AI, configuration: WorkerConfiguration, state: 
                 throw OpenAIError(status: 400, message: error.message, code: "invalid_header")
             }
             let namespace = "openai-\(kind.rawValue)" + (parsed.stream ? "-stream" : "")
+            let ran = BackendBox()
             let answer = try await ai.cached(namespace: namespace, model: parsed.model, body: bodyBytes, gateway: gateway) {
-                try await openAIAnswer(ai, metrics, parsed)
+                try await openAIAnswer(ai, metrics, parsed, backend: ran)
             }
             switch answer.body {
             case .json(let json):
                 var response = bytes(.ok, json, contentType: "application/json")
                 response.headers[cacheStatusHeader] = answer.cacheStatus.rawValue
+                if let ranOn = ran.value { response.headers[backendHeader] = ranOn.rawValue }
                 return response
             case .eventStream(let events):
-                return eventStream(events, cacheStatus: answer.cacheStatus)
+                return eventStream(events, cacheStatus: answer.cacheStatus, backend: ran.value)
             }
         } catch {
             return openAIError(OpenAIError.from(error))
@@ -280,13 +289,33 @@ public func gatewayOptions(_ headers: HTTPFields, defaultTTL: Double) throws(AIE
     return options
 }
 
-/// `ai.run` with the generation counted in the metrics.
-func trackedRun(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ input: AIInput) async throws -> AIOutput {
-    // Only known models get a series (an unknown id is refused by `run` anyway).
-    guard ai.models.contains(where: { $0.id == model }) else { return try await ai.run(model, input) }
+/// Where a request ran (hybrid routing), written by the generating call, read for the
+/// `x-edgeai-backend` header; unset when the answer came from the cache.
+final class BackendBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _value: AI.Backend?
+    var value: AI.Backend? {
+        get { lock.lock(); defer { lock.unlock() }; return _value }
+        set { lock.lock(); _value = newValue; lock.unlock() }
+    }
+}
+
+let backendHeader = FieldName("x-edgeai-backend")!
+
+/// `ai.run` (routed: local or the remote backend) with the generation counted in the metrics.
+func trackedRun(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ input: AIInput, backend: BackendBox? = nil) async throws -> AIOutput {
+    // Only known models get a series (others are refused by `run`, or run remotely).
+    guard ai.models.contains(where: { $0.id == model }) else {
+        let (out, ran) = try await ai.runRouted(model, input)
+        backend?.value = ran
+        metrics.recordBackend(ran)
+        return out
+    }
     metrics.generationStarted(model)
     do {
-        let out = try await ai.run(model, input)
+        let (out, ran) = try await ai.runRouted(model, input)
+        backend?.value = ran
+        metrics.recordBackend(ran)
         metrics.generationEnded(model, usage: out.usage, stats: out.stats)
         return out
     } catch {
@@ -295,13 +324,21 @@ func trackedRun(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ input: AI
     }
 }
 
-/// `ai.stream` with the generation counted in the metrics (ended when the stream ends).
-func trackedStream(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ input: AIInput) async throws -> AsyncThrowingStream<AIChunk, Error> {
-    guard ai.models.contains(where: { $0.id == model }) else { return try await ai.stream(model, input) }
+/// `ai.stream` (routed) with the generation counted in the metrics (ended when the stream ends).
+func trackedStream(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ input: AIInput, backend: BackendBox? = nil) async throws -> AsyncThrowingStream<AIChunk, Error> {
+    guard ai.models.contains(where: { $0.id == model }) else {
+        let (chunks, ran) = try await ai.streamRouted(model, input)
+        backend?.value = ran
+        metrics.recordBackend(ran)
+        return chunks
+    }
     metrics.generationStarted(model)
     let chunks: AsyncThrowingStream<AIChunk, Error>
     do {
-        chunks = try await ai.stream(model, input)
+        let ran: AI.Backend
+        (chunks, ran) = try await ai.streamRouted(model, input)
+        backend?.value = ran
+        metrics.recordBackend(ran)
     } catch {
         metrics.generationEnded(model, usage: nil, stats: nil)
         throw error
@@ -327,10 +364,10 @@ func trackedStream(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ input:
 }
 
 /// What `AI.respond(model, json:)` answers, with the generation counted in the metrics.
-func workersAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ body: [UInt8]) async throws -> AI.ResponseBody {
+func workersAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ body: [UInt8], backend: BackendBox? = nil) async throws -> AI.ResponseBody {
     let input = try AIInput(json: body)
-    guard input.stream == true else { return .json(try await trackedRun(ai, metrics, model, input).jsonBytes) }
-    let chunks = try await trackedStream(ai, metrics, model, input)
+    guard input.stream == true else { return .json(try await trackedRun(ai, metrics, model, input, backend: backend).jsonBytes) }
+    let chunks = try await trackedStream(ai, metrics, model, input, backend: backend)
     let (events, continuation) = AsyncThrowingStream<[UInt8], Error>.makeStream(bufferingPolicy: .unbounded)
     let pump = Task {
         do {
@@ -347,17 +384,17 @@ func workersAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ body
 }
 
 /// An OpenAI answer: JSON, or `chat.completion.chunk` / `text_completion` events ending in `[DONE]`.
-func openAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ request: OpenAIRequest) async throws -> AI.ResponseBody {
+func openAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ request: OpenAIRequest, backend: BackendBox? = nil) async throws -> AI.ResponseBody {
     let model = request.model
     let input = request.input
     let encoder = OpenAIEncoder(kind: request.kind, model: model)
     let maxTokens = input.maxTokens ?? AIInput.defaultMaxTokens
     if !request.stream && request.stop.isEmpty {
-        let out = try await trackedRun(ai, metrics, model, input)
+        let out = try await trackedRun(ai, metrics, model, input, backend: backend)
         let reason = finishReason(completionTokens: out.usage.completionTokens, maxTokens: maxTokens, stoppedBySequence: false)
         return .json(encoder.completion(text: out.response, finishReason: reason, usage: out.usage))
     }
-    let chunks = try await trackedStream(ai, metrics, model, input)
+    let chunks = try await trackedStream(ai, metrics, model, input, backend: backend)
     /// Runs the generation through the stop filter, handing out text; returns the usage and
     /// whether a stop sequence ended it. With a stop sequence the generation is cut short and
     /// completion_tokens counts the pieces of text received (one per token that produced text).
@@ -365,7 +402,8 @@ func openAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ request: OpenAIRequest) 
         var filter = StopSequenceFilter(request.stop)
         var usage: AIUsage? = nil
         var pieces = 0
-        for try await chunk in chunks {
+        var iterator = chunks.makeAsyncIterator()
+        while let chunk = try await iterator.next() {
             if let u = chunk.usage { usage = u }
             if !chunk.response.isEmpty { pieces += 1 }
             let text = filter.feed(chunk.response)
@@ -376,7 +414,14 @@ func openAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ request: OpenAIRequest) 
         let tail = filter.flush()
         if !tail.isEmpty { emit(tail) }
         if filter.stopped || usage == nil {
-            let prompt = try await ai.promptTokens(model, input).count
+            let prompt: Int
+            if ai.hasLocalModel(model) {
+                prompt = try await ai.promptTokens(model, input).count
+            } else {
+                // A remote model (hybrid routing): no local tokenizer; its prompt_tokens come with the last event.
+                while usage == nil, let chunk = try await iterator.next() { if let u = chunk.usage { usage = u } }
+                prompt = usage?.promptTokens ?? 0
+            }
             return (AIUsage(promptTokens: prompt, completionTokens: pieces), filter.stopped)
         }
         return (usage!, false)
@@ -459,11 +504,12 @@ struct WorkerMiddleware: RouterMiddleware {
     }
 }
 
-private func eventStream(_ events: AsyncThrowingStream<[UInt8], Error>, cacheStatus: AI.CacheStatus) -> Response {
+private func eventStream(_ events: AsyncThrowingStream<[UInt8], Error>, cacheStatus: AI.CacheStatus, backend: AI.Backend? = nil) -> Response {
     var headers = HTTPFields()
     headers[.contentType] = SSE.contentType
     headers[.cacheControl] = "no-cache"
     headers[cacheStatusHeader] = cacheStatus.rawValue
+    if let backend { headers[backendHeader] = backend.rawValue }
     return Response(status: .ok, headers: headers, body: ResponseBody { writer in
         for try await event in events {
             try await writer.write(ByteBuffer(bytes: event))
