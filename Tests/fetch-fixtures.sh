@@ -6,6 +6,9 @@
 #   $EDGEAI_CACHE/models/gemma-3-270m-q4_k_m.gguf
 #                                              the second real model of the tests (Gemma 3 270M,
 #                                              Q4_K_M), through Models/fetch.sh
+#   $EDGEAI_CACHE/models/all-minilm-l6-v2-f32.gguf (+ all-minilm-l6-v2-hf/)
+#                                              the embedding model of EmbeddingTests, converted from
+#                                              its Hugging Face directory by `gguf convert`
 #   $EDGEAI_CACHE/fixtures/chat-templates-expected.json
 #                                              those templates rendered by Python jinja2 configured
 #                                              like Hugging Face apply_chat_template
@@ -42,4 +45,5 @@ if [ -f "$renderer" ] && { [ ! -f "$expected" ] || [ "$renderer" -nt "$expected"
   mv "$expected.tmp" "$expected"
 fi
 bash "$here/../Models/fetch.sh" @cf/google/gemma-3-270m
+bash "$here/../Models/fetch.sh" @cf/sentence-transformers/all-minilm-l6-v2
 echo "fetch-fixtures: ready in $fixtures" >&2

@@ -8,7 +8,7 @@ struct GGUFTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gguf",
         abstract: "Inspect, quantize, tokenize and render chat templates for GGUF files.",
-        subcommands: [Inspect.self, Quantize.self, Tokenize.self, Detokenize.self, Template.self, Synth.self]
+        subcommands: [Inspect.self, Quantize.self, Convert.self, Tokenize.self, Detokenize.self, Template.self, Synth.self]
     )
 
     /// Parses and runs; help and `--version` print as usual, every other failure is one line
