@@ -39,7 +39,7 @@ struct ChatOptions: ParsableArguments {
     @Flag(help: "Print the Workers AI response JSON instead of streaming text.")
     var json = false
 
-    @Option(help: "Read a Workers AI request body from a file ('-' for standard input) and print the response JSON (SSE when it says \"stream\": true).")
+    @Option(help: "A Workers AI request body: inline JSON ('{…}'), a file, or '-' for standard input; prints the response JSON (SSE when it says \"stream\": true). An embedding model takes {\"text\": …}.")
     var input: String?
 
     @Option(name: .customShort("t"), help: "Compute threads (0: all cores).")
@@ -94,7 +94,9 @@ enum Chat {
 
         if let source = o.input {
             let data: Data?
-            if source == "-" {
+            if source.first == "{" {
+                data = Data(source.utf8)   // the request body itself
+            } else if source == "-" {
                 data = FileHandle.standardInput.readDataToEndOfFile()
             } else {
                 data = FileManager.default.contents(atPath: source)

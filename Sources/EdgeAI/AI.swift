@@ -43,6 +43,8 @@ public final class AI: Sendable {
     private let engines = Locked<[String: EngineSlot]>([:])
     /// Engines that finished loading (for `load(_:)`, which does not wait).
     private let loaded = Locked<[String: ModelEngine]>([:])
+    /// Embedding models (Embeddings.swift).
+    let embeddingEngines = EmbeddingEngines()
 
     private struct EngineSlot {
         let info: ModelInfo
@@ -93,6 +95,7 @@ public final class AI: Sendable {
         }
         engines.withLock { _ = $0.removeValue(forKey: id) }
         loaded.withLock { _ = $0.removeValue(forKey: id) }
+        embeddingEngines.forget(id)
     }
 
     /// The scheduler's load of a model (slots, busy slots, waiting requests); nil when the model
@@ -187,6 +190,8 @@ public final class AI: Sendable {
 
     /// Request bytes in, Workers AI response out. Throws `AIError` (before any output).
     public func respond(_ model: String, json body: some Collection<UInt8>) async throws -> ResponseBody {
+        // An embedding model answers the embeddings contract (Embeddings.swift).
+        if try await isEmbeddingModel(model) { return .json(try await embed(model, json: body)) }
         let input = try AIInput(json: body)
         if input.stream == true {
             let chunks = try await stream(model, input)
@@ -230,7 +235,7 @@ public final class AI: Sendable {
 
     // MARK: Internals
 
-    private func info(_ model: String) throws(AIError) -> ModelInfo {
+    func info(_ model: String) throws(AIError) -> ModelInfo {
         guard let info = registry.withLock({ $0.first(where: { $0.id == model }) }) else {
             throw AIError.noSuchModel(model)
         }
@@ -267,6 +272,7 @@ public final class AI: Sendable {
 
     private func prepare(_ model: String, _ input: AIInput) async throws -> (ModelEngine, GenerationJob) {
         try input.validate()
+        if try await isEmbeddingModel(model) { throw AIError.embeddingModelForText(model) }
         // JSON mode: the schema compiles before anything is loaded (its errors are 5006).
         let automaton = try input.responseFormat?.automaton()
         let engine = try await engine(model)

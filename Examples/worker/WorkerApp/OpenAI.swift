@@ -463,3 +463,60 @@ public struct OpenAIEncoder: Sendable {
 func finishReason(completionTokens: Int, maxTokens: Int, stoppedBySequence: Bool) -> String {
     stoppedBySequence || completionTokens < maxTokens ? "stop" : "length"
 }
+
+/// `/v1/embeddings` (OpenAI's shape): `{input: string | [string], model, encoding_format?: "float"}`
+/// → `{object: "list", data: [{object: "embedding", index, embedding: […]}], model, usage}`.
+public struct OpenAIEmbeddingRequest: Sendable, Equatable {
+    public var model: String
+    public var input: EmbeddingInput
+
+    public init(json body: some Collection<UInt8>) throws(OpenAIError) {
+        let root: JSONValue
+        do {
+            root = try JSONParser.parse(body)
+        } catch {
+            throw .invalid("We could not parse the JSON body of your request: \(error.description)", code: "invalid_json")
+        }
+        guard case .object = root else { throw .invalid("The request body must be a JSON object, got \(root.typeName)", code: "invalid_type") }
+        guard case .string(let model)? = root["model"], !model.isEmpty else {
+            throw .invalid("'model' is required and must be a string", param: "model", code: "invalid_type")
+        }
+        self.model = model
+        if let f = root["encoding_format"] {
+            guard case .string("float") = f else {
+                throw .invalid("Only encoding_format 'float' is supported", param: "encoding_format")
+            }
+        }
+        if root["dimensions"] != nil {
+            throw .invalid("'dimensions' is not supported: the model's vectors have a fixed size", param: "dimensions", code: "unsupported_parameter")
+        }
+        guard let input = root["input"] else { throw .invalid("'input' is required", param: "input", code: "invalid_type") }
+        // The Workers AI rules (1-100 non-empty strings) with OpenAI's field name.
+        do {
+            self.input = try EmbeddingInput(jsonValue: .object([(key: "text", value: input)]))
+        } catch {
+            throw OpenAIError.invalid(error.message.replacingOccurrences(of: "'/text", with: "'/input"), param: "input")
+        }
+    }
+
+    public static func response(_ out: EmbeddingOutput, model: String) -> [UInt8] {
+        var w = JSONWriter()
+        w.raw("{")
+        w.key("object"); w.string("list"); w.raw(",")
+        w.key("data"); w.raw("[")
+        for (i, v) in out.data.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{\"object\":\"embedding\",\"index\":\(i),\"embedding\":[")
+            for (j, x) in v.enumerated() {
+                if j > 0 { w.raw(",") }
+                w.raw(x.isFinite ? "\(x)" : "null")
+            }
+            w.raw("]}")
+        }
+        w.raw("],")
+        w.key("model"); w.string(model); w.raw(",")
+        w.key("usage"); w.raw("{\"prompt_tokens\":\(out.promptTokens),\"total_tokens\":\(out.promptTokens)}")
+        w.raw("}")
+        return w.bytes
+    }
+}

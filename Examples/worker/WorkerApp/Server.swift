@@ -76,7 +76,7 @@ public final class WorkerState: @unchecked Sendable {
 ///   API. A Workers AI request body → `{"result":{…},"success":true,"errors":[],"messages":[]}`, or
 ///   `text/event-stream` for `"stream": true`; errors → `{"result":null,"success":false,"errors":[{"code":…,"message":"…"}],"messages":[]}`
 ///   with status 400 (5006, 5007), 413 (5021), 408 (3008) or 500.
-/// - `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models[/<id>]` (also under
+/// - `POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/embeddings`, `GET /v1/models[/<id>]` (also under
 ///   `/accounts/<account>/ai/v1/`): the OpenAI-compatible API, errors in OpenAI's envelope.
 /// - `GET /health`: 200 `{"status":"ok"}` once the default model is loaded, else 503.
 /// - `GET /metrics`: Prometheus text.
@@ -232,6 +232,17 @@ public func makeWorkerRouter(ai: AI, configuration: WorkerConfiguration, state: 
     for prefix in ["", "/accounts/:account/ai"] {
         router.post("\(prefix)/v1/chat/completions") { request, context in try await openAI(.chat, request, context) }
         router.post("\(prefix)/v1/completions") { request, context in try await openAI(.completion, request, context) }
+        router.post("\(prefix)/v1/embeddings") { request, context -> Response in
+            var request = request
+            do {
+                let body = try await request.collectBody(upTo: context.maxUploadSize)
+                let parsed = try OpenAIEmbeddingRequest(json: Array(body.readableBytesView))
+                let out = try await ai.embed(parsed.model, parsed.input)
+                return bytes(.ok, OpenAIEmbeddingRequest.response(out, model: parsed.model), contentType: "application/json")
+            } catch {
+                return openAIError(OpenAIError.from(error))
+            }
+        }
         router.get("\(prefix)/v1/models") { _, _ -> Response in
             bytes(.ok, OpenAIEncoder.modelList(ai.models), contentType: "application/json")
         }
@@ -365,6 +376,8 @@ func trackedStream(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ input:
 
 /// What `AI.respond(model, json:)` answers, with the generation counted in the metrics.
 func workersAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ body: [UInt8], backend: BackendBox? = nil) async throws -> AI.ResponseBody {
+    // An embedding model answers Workers AI's embeddings contract.
+    if try await ai.isEmbeddingModel(model) { return .json(try await ai.embed(model, json: body)) }
     let input = try AIInput(json: body)
     guard input.stream == true else { return .json(try await trackedRun(ai, metrics, model, input, backend: backend).jsonBytes) }
     let chunks = try await trackedStream(ai, metrics, model, input, backend: backend)
