@@ -9,8 +9,8 @@ import Tokenizer
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measures the forward pass: prompt/generation speed like llama-bench, perplexity like llama-perplexity, raw logits for comparisons.",
-        subcommands: [Speed.self, Perplexity.self, Logits.self, TimeToFirstToken.self, JSONMode.self])
+        abstract: "Measures the forward pass: prompt/generation speed like llama-bench, perplexity like llama-perplexity, raw logits for comparisons, sentence embeddings per second.",
+        subcommands: [Speed.self, Perplexity.self, Logits.self, TimeToFirstToken.self, JSONMode.self, Embed.self])
 }
 
 struct BenchError: Error, CustomStringConvertible {
@@ -396,6 +396,93 @@ struct JSONMode: AsyncParsableCommand {
             }
             func median(_ x: [Double]) -> Double { x.isEmpty ? .nan : x.sorted()[x.count / 2] }
             print(String(format: "%-12@  %6d  %14.2f  %18.3f  %10d  %@", name as NSString, tokens, median(perToken), median(constraint), walks, complete as NSString))
+        }
+    }
+}
+
+struct Embed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed",
+        abstract: "Sentence embeddings per second through AI.embed (tokenizer, encoder, pooling): batches of 1 and 32 of the same 32 sentences; median of -r runs after a warm-up. Benchmarks/embed-compare.py runs llama.cpp beside it.")
+
+    @Option(name: .long, help: "model id or GGUF path (a BERT GGUF, e.g. from gguf convert)")
+    var model: String = "@cf/sentence-transformers/all-minilm-l6-v2"
+    @Option(name: .short, help: "threads (default: number of cores)") var t: Int = 0
+    @Option(name: .short, help: "repetitions (the median is printed)") var r: Int = 5
+    @Option(name: .long, help: "batch sizes, comma-separated") var batches: String = "1,32"
+    @Flag(name: .long, help: "print one JSON object") var json = false
+
+    /// 32 sentences of ordinary length (8-30 words); Benchmarks/embed-compare.py uses the same ones.
+    static let sentences: [String] = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Edge computing runs code close to the people who use it.",
+        "What is the capital of France?",
+        "Paris is the capital and largest city of France, with an estimated population of two million residents.",
+        "I love eating pizza on Friday nights with my friends.",
+        "The weather forecast says it will rain tomorrow afternoon, so bring an umbrella.",
+        "Machine learning models learn patterns from data instead of following explicit rules.",
+        "How do I reset my password if I no longer have access to my email account?",
+        "The museum opens at nine in the morning and closes at six in the evening.",
+        "Photosynthesis converts light energy into chemical energy stored in glucose.",
+        "Our quarterly revenue grew by twelve percent compared with the same period last year.",
+        "Please remember to water the plants while I am away on holiday.",
+        "A vector database stores embeddings and finds the nearest neighbours of a query.",
+        "The train to Berlin leaves from platform four at half past eight.",
+        "She finished the marathon in just under four hours despite the heat.",
+        "Retrieval-augmented generation combines a search step with a language model.",
+        "The recipe calls for two cups of flour, one egg and a pinch of salt.",
+        "Can you recommend a good book about the history of mathematics?",
+        "Solar panels on the roof now cover most of the building's electricity needs.",
+        "The committee will announce its decision after the meeting on Thursday.",
+        "Cats sleep for around sixteen hours a day on average.",
+        "The new update fixes several bugs and improves battery life on older phones.",
+        "Rivers carry sediment from the mountains down to the sea.",
+        "He learned to play the guitar by watching videos online every evening.",
+        "Customer support is available by chat from Monday to Friday.",
+        "The telescope captured detailed images of a distant spiral galaxy.",
+        "Reading before bed can help some people fall asleep more easily.",
+        "The bridge was closed for repairs after cracks were found in its supports.",
+        "Our team uses code review to catch mistakes before they reach production.",
+        "Fresh bread smells wonderful when it comes straight out of the oven.",
+        "The election results will be published on the official website tonight.",
+        "Hi",
+    ]
+
+    func run() async throws {
+        let ai = try AI(threads: t)
+        var id = model
+        if model.hasSuffix(".gguf") {
+            id = "bench/embed"
+            ai.register(id, path: model)
+        }
+        guard try await ai.isEmbeddingModel(id) else { throw BenchError(description: "\(model) is not an embedding model (or its file is missing: bash Models/fetch.sh \(model))") }
+        let sizes = batches.split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 && $0 <= EmbeddingInput.maxStrings }
+        _ = try await ai.embed(id, EmbeddingInput(text: Self.sentences))   // load + warm-up
+        let tokens = try await ai.embed(id, EmbeddingInput(text: Self.sentences)).promptTokens
+        var results: [(Int, Double)] = []
+        for b in sizes {
+            var rates: [Double] = []
+            for _ in 0..<max(1, r) {
+                var done = 0
+                let start = now()
+                // The 32 sentences (repeated when b > 32) in requests of b strings.
+                let total = max(Self.sentences.count, b)
+                while done < total {
+                    let k = min(b, total - done)
+                    let texts = (done..<(done + k)).map { Self.sentences[$0 % Self.sentences.count] }
+                    _ = try await ai.embed(id, EmbeddingInput(text: texts))
+                    done += k
+                }
+                rates.append(Double(total) / (now() - start))
+            }
+            results.append((b, rates.sorted()[rates.count / 2]))
+        }
+        if json {
+            let parts = results.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
+            print("{\"model\":\"\(model)\",\"threads\":\(t),\"tokens_per_32\":\(tokens),\"sentences_per_second\":{\(parts)}}")
+        } else {
+            print("model: \(model), threads \(t == 0 ? "all" : String(t)), 32 sentences (\(tokens) tokens with [CLS]/[SEP]), median of \(r)")
+            for (b, rate) in results { print(String(format: "batch %3d: %8.1f sentences/s", b, rate)) }
         }
     }
 }
