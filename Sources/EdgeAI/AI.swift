@@ -169,7 +169,7 @@ public final class AI: Sendable {
         job.onFinish = { result in
             switch result {
             case .success(let out):
-                continuation.yield(AIChunk(response: "", usage: out.usage, stats: out.stats))
+                continuation.yield(AIChunk(response: "", usage: out.usage, stats: out.stats, toolCalls: out.toolCalls))
                 continuation.finish()
             case .failure(let error):
                 continuation.finish(throwing: error)
@@ -191,7 +191,8 @@ public final class AI: Sendable {
     /// Request bytes in, Workers AI response out. Throws `AIError` (before any output).
     public func respond(_ model: String, json body: some Collection<UInt8>) async throws -> ResponseBody {
         // An embedding model answers the embeddings contract (Embeddings.swift).
-        if try await isEmbeddingModel(model) { return .json(try await embed(model, json: body)) }
+        // (A model only a remote backend knows is routed by `run`/`stream`, Routing.swift.)
+        if (try? info(model)) != nil, try await isEmbeddingModel(model) { return .json(try await embed(model, json: body)) }
         let input = try AIInput(json: body)
         if input.stream == true {
             let chunks = try await stream(model, input)
@@ -278,6 +279,10 @@ public final class AI: Sendable {
         let engine = try await engine(model)
         if Task.isCancelled { throw AIError.aborted }
         let tokens = try engine.promptTokens(for: input)
+        var tools: ToolCallPlan? = nil
+        if let list = input.tools, !list.isEmpty, input.toolChoice != AIToolChoice.none {
+            tools = try ToolCallPlan(format: engine.toolFormat, tools: list, choice: input.toolChoice ?? .auto)
+        }
         let maxTokens = input.maxTokens ?? AIInput.defaultMaxTokens
         let (sum, overflow) = tokens.count.addingReportingOverflow(maxTokens)
         let estimated = overflow ? Int.max : sum
@@ -294,7 +299,7 @@ public final class AI: Sendable {
             presencePenalty: Float(input.presencePenalty ?? 0),
             penaltyWindow: 64,
             seed: input.seed.map { UInt64($0) })
-        return (engine, GenerationJob(tokens: tokens, maxTokens: maxTokens, parameters: parameters, automaton: automaton))
+        return (engine, GenerationJob(tokens: tokens, maxTokens: maxTokens, parameters: parameters, automaton: automaton, tools: tools))
     }
 }
 

@@ -13,6 +13,8 @@ final class GenerationJob: @unchecked Sendable {
     let parameters: SamplingParameters
     /// JSON mode: the grammar automaton the output must follow (used on the model's queue only).
     let automaton: GrammarAutomaton?
+    /// Tool calling: the format and grammars of calls.
+    let tools: ToolCallPlan?
     private let cancelled = Locked(false)
     /// When it was submitted (uptime nanoseconds).
     let submitted = DispatchTime.now().uptimeNanoseconds
@@ -21,11 +23,12 @@ final class GenerationJob: @unchecked Sendable {
     /// Called once on the model's queue with the outcome.
     var onFinish: ((Result<AIOutput, AIError>) -> Void)?
 
-    init(tokens: [Int32], maxTokens: Int, parameters: SamplingParameters, automaton: GrammarAutomaton? = nil) {
+    init(tokens: [Int32], maxTokens: Int, parameters: SamplingParameters, automaton: GrammarAutomaton? = nil, tools: ToolCallPlan? = nil) {
         self.tokens = tokens
         self.maxTokens = maxTokens
         self.parameters = parameters
         self.automaton = automaton
+        self.tools = tools
     }
 
     func cancel() { cancelled.withLock { $0 = true } }
@@ -47,6 +50,9 @@ final class ModelEngine: @unchecked Sendable {
     let template: ChatTemplate?
     let bosText: String
     let eosText: String
+    /// How the template's family writes tool calls, and whether the template renders `tools`.
+    let toolFormat: ToolCallFormat
+    let nativeTools: Bool
     let contextWindow: Int
     let queue: DispatchQueue
     let serving: ServingOptions
@@ -99,6 +105,7 @@ final class ModelEngine: @unchecked Sendable {
         } catch {
             throw AIError.internal("The chat template of model \(info.id) does not parse: \(error)")
         }
+        (toolFormat, nativeTools) = ToolCallFormat.of(template: template?.source)
         let tk = tokenizer
         bosText = tk.bosID.map { tk.token($0) } ?? ""
         eosText = tk.eosID.map { tk.token($0) } ?? ""
@@ -117,10 +124,18 @@ final class ModelEngine: @unchecked Sendable {
         if let prompt = input.prompt, input.raw == true || template == nil {
             text = prompt
         } else if let template {
-            let messages = input.messages ?? [AIMessage(role: "user", content: input.prompt ?? "")]
-            let values: [[String: TemplateValue]] = messages.map { ["role": .string($0.role), "content": .string($0.content)] }
+            var messages = input.messages ?? [AIMessage(role: "user", content: input.prompt ?? "")]
+            let tools = input.toolChoice == AIToolChoice.none ? [] : (input.tools ?? [])
+            var extra: [String: TemplateValue] = [:]
+            if !nativeTools {
+                // the template knows no tools: ours in its system message, calls and results as text (Tools.swift)
+                messages = ToolPrompt.lowered(messages, tools: tools)
+            } else if !tools.isEmpty {
+                extra["tools"] = .array(tools.map(\.templateValue))
+            }
+            let values: [[String: TemplateValue]] = messages.map(ToolPrompt.templateMessage)
             do {
-                text = try template.render(messages: values, addGenerationPrompt: true, bosToken: bosText, eosToken: eosText)
+                text = try template.render(messages: values, addGenerationPrompt: true, bosToken: bosText, eosToken: eosText, extra: extra)
             } catch {
                 // Templates reject conversations they cannot express (e.g. roles out of order).
                 throw AIError.invalidInput("The chat template of \(info.id) rejected the messages: \(error)")
@@ -394,6 +409,9 @@ extension ModelEngine {
         private var sampler: Sampler
         private var detokenizer: StreamingDetokenizer
         private let masker: TokenMasker?
+        /// Tool calling: the answer's calls and the grammar of the one in progress.
+        private let tools: ToolCallRun?
+        private let tokenizer: Tokenizer
         private var masked: [Float] = []
         private var constraintNanos: UInt64 = 0
         private var response = ""
@@ -417,6 +435,16 @@ extension ModelEngine {
             detokenizer = StreamingDetokenizer(tokenizer: engine.tokenizer)
             endIDs = engine.tokenizer.endOfGenerationIDs
             masker = job.automaton.map { TokenMasker(automaton: $0, trie: engine.tokenTrie(), endTokens: engine.tokenizer.endOfGenerationIDs.sorted()) }
+            tokenizer = engine.tokenizer
+            var run: ToolCallRun? = nil
+            if let plan = job.tools {
+                do {
+                    run = try ToolCallRun(plan: plan, tokenizer: engine.tokenizer, trie: engine.tokenTrie())
+                } catch {
+                    result = .failure(error)
+                }
+            }
+            tools = run
         }
 
         private func emit(_ text: String) {
@@ -427,7 +455,8 @@ extension ModelEngine {
 
         /// JSON mode: tokens that cannot continue the document get -inf before sampling.
         private func choose(_ logits: UnsafeBufferPointer<Float>) throws -> Int32 {
-            guard let masker else { return sampler.sample(logits) }
+            if let forced = tools?.forced { return forced }
+            guard let masker = masker ?? tools?.masker else { return sampler.sample(logits) }
             // constraintNanos counts the work JSON mode adds (checks, masks, grammar steps), not sampling itself
             var t0 = DispatchTime.now().uptimeNanoseconds
             if job.parameters.isPlainArgmax && !masker.isComplete {
@@ -466,7 +495,13 @@ extension ModelEngine {
                 sampled += 1
                 if sampled == 1 { firstTokenAt = DispatchTime.now().uptimeNanoseconds }
                 if endIDs.contains(next) { return complete() }
-                emit(detokenizer.append(next))
+                if let tools {
+                    let step = try tools.observe(next, bytes: tokenizer.tokenBytes(next))
+                    emit(tools.streamable(final: false))
+                    if step == .stop { return complete() }
+                } else {
+                    emit(detokenizer.append(next))
+                }
                 if let masker, masker.isComplete { return complete() }
                 if sampled >= job.maxTokens { return complete() }
                 if job.isCancelled { throw AIError.aborted }
@@ -497,6 +532,13 @@ extension ModelEngine {
                 copiedPromptTokens: copied,
                 largestStep: largestStep)
             var json: JSONValue? = nil
+            var calls: [AIToolCall]? = nil
+            if let tools {
+                emit(tools.streamable(final: true))
+                let (content, found) = tools.finish()
+                response = content
+                calls = found
+            }
             if let masker {
                 guard masker.isAccepting else {
                     result = .failure(AIError.jsonModeNotMet(maxTokens: job.maxTokens))
@@ -509,7 +551,7 @@ extension ModelEngine {
                     return
                 }
             }
-            result = .success(AIOutput(response: response, usage: AIUsage(promptTokens: prompt.count, completionTokens: sampled), stats: stats, json: json))
+            result = .success(AIOutput(response: response, usage: AIUsage(promptTokens: prompt.count, completionTokens: sampled), stats: stats, json: json, toolCalls: calls))
         }
     }
 }

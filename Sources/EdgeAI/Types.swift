@@ -1,13 +1,50 @@
 import Foundation
 
-/// One chat message: `{"role": "...", "content": "..."}`.
+/// One chat message: `{"role": "...", "content": "..."}`; in tool-calling conversations an
+/// assistant message may carry the calls it made (`tool_calls`, content then may be empty) and a
+/// `tool` message the id of the call it answers (`tool_call_id`) and the tool's `name`.
 public struct AIMessage: Sendable, Equatable, Hashable, Codable {
     public var role: String
     public var content: String
+    public var toolCalls: [AIToolCall]?
+    public var toolCallID: String?
+    public var name: String?
 
-    public init(role: String, content: String) {
+    public init(role: String, content: String, toolCalls: [AIToolCall]? = nil, toolCallID: String? = nil, name: String? = nil) {
         self.role = role
         self.content = content
+        self.toolCalls = toolCalls
+        self.toolCallID = toolCallID
+        self.name = name
+    }
+
+    public enum CodingKeys: String, CodingKey {
+        case role, content
+        case toolCalls = "tool_calls"
+        case toolCallID = "tool_call_id"
+        case name
+    }
+
+    /// A `tool` message: the result of the call `id`.
+    public static func tool(_ content: String, id: String? = nil, name: String? = nil) -> AIMessage {
+        AIMessage(role: "tool", content: content, toolCallID: id, name: name)
+    }
+
+    func write(_ w: inout JSONWriter) {
+        w.raw("{"); w.key("role"); w.string(role); w.raw(","); w.key("content"); w.string(content)
+        if let toolCalls {
+            w.raw(","); w.key("tool_calls"); w.raw("[")
+            for (i, c) in toolCalls.enumerated() {
+                if i > 0 { w.raw(",") }
+                w.raw("{")
+                if let id = c.id { w.key("id"); w.string(id); w.raw(",") }
+                w.key("name"); w.string(c.name); w.raw(","); w.key("arguments"); w.value(c.arguments); w.raw("}")
+            }
+            w.raw("]")
+        }
+        if let toolCallID { w.raw(","); w.key("tool_call_id"); w.string(toolCallID) }
+        if let name { w.raw(","); w.key("name"); w.string(name) }
+        w.raw("}")
     }
 
     public static func system(_ content: String) -> AIMessage { AIMessage(role: "system", content: content) }
@@ -94,6 +131,10 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
     public var minP: Double?
     /// JSON mode (not with streaming).
     public var responseFormat: AIResponseFormat?
+    /// Tools the model may call (messages only; see Tools.swift).
+    public var tools: [AITool]?
+    /// Beyond Workers AI (OpenAI's): auto (default), none, required, or one function.
+    public var toolChoice: AIToolChoice?
 
     public static let defaultMaxTokens = 256
     public static let defaultTemperature = 0.6
@@ -102,7 +143,8 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
         prompt: String? = nil, messages: [AIMessage]? = nil, raw: Bool? = nil, stream: Bool? = nil,
         maxTokens: Int? = nil, temperature: Double? = nil, topP: Double? = nil, topK: Int? = nil,
         seed: Int? = nil, repetitionPenalty: Double? = nil, frequencyPenalty: Double? = nil,
-        presencePenalty: Double? = nil, minP: Double? = nil, responseFormat: AIResponseFormat? = nil
+        presencePenalty: Double? = nil, minP: Double? = nil, responseFormat: AIResponseFormat? = nil,
+        tools: [AITool]? = nil, toolChoice: AIToolChoice? = nil
     ) {
         self.prompt = prompt
         self.messages = messages
@@ -118,6 +160,8 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
         self.presencePenalty = presencePenalty
         self.minP = minP
         self.responseFormat = responseFormat
+        self.tools = tools
+        self.toolChoice = toolChoice
     }
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
@@ -132,6 +176,8 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
         case presencePenalty = "presence_penalty"
         case minP = "min_p"
         case responseFormat = "response_format"
+        case tools
+        case toolChoice = "tool_choice"
     }
 
     /// The request as Workers AI JSON (only the fields that are set, in schema order).
@@ -151,7 +197,7 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
                 w.raw("[")
                 for (n, m) in messages.enumerated() {
                     if n > 0 { w.raw(",") }
-                    w.raw("{"); w.key("role"); w.string(m.role); w.raw(","); w.key("content"); w.string(m.content); w.raw("}")
+                    m.write(&w)
                 }
                 w.raw("]")
             }
@@ -168,6 +214,14 @@ public struct AIInput: Sendable, Equatable, Hashable, Codable {
         if let presencePenalty { field(.presencePenalty) { $0.number(presencePenalty) } }
         if let minP { field(.minP) { $0.number(minP) } }
         if let responseFormat { field(.responseFormat) { responseFormat.write(&$0) } }
+        if let tools {
+            field(.tools) { w in
+                w.raw("[")
+                for (i, t) in tools.enumerated() { if i > 0 { w.raw(",") }; t.write(&w) }
+                w.raw("]")
+            }
+        }
+        if let toolChoice { field(.toolChoice) { toolChoice.write(&$0) } }
         w.raw("}")
         return w.bytes
     }
@@ -243,15 +297,19 @@ public struct AIOutput: Sendable, Codable {
     public var stats: GenerationStats?
     /// JSON mode: the parsed document, written as `response` in the JSON form.
     public var json: JSONValue? = nil
+    /// With `tools`: the calls the model made (written as `tool_calls` when there are any;
+    /// `response` is then the text outside them).
+    public var toolCalls: [AIToolCall]? = nil
 
-    public init(response: String, usage: AIUsage, stats: GenerationStats? = nil, json: JSONValue? = nil) {
+    public init(response: String, usage: AIUsage, stats: GenerationStats? = nil, json: JSONValue? = nil, toolCalls: [AIToolCall]? = nil) {
         self.response = response
         self.usage = usage
         self.stats = stats
         self.json = json
+        self.toolCalls = toolCalls
     }
 
-    public enum CodingKeys: String, CodingKey { case response, usage }
+    public enum CodingKeys: String, CodingKey { case response, toolCalls = "tool_calls", usage }
 
     /// Exactly Workers AI's bytes: `{"response":"…","usage":{"prompt_tokens":n,"completion_tokens":m,"total_tokens":n+m}}`.
     public var jsonBytes: [UInt8] {
@@ -265,6 +323,9 @@ public struct AIOutput: Sendable, Codable {
         w.key("response")
         if let json { w.value(json) } else { w.string(response) }
         w.raw(",")
+        if let toolCalls, !toolCalls.isEmpty {
+            w.key("tool_calls"); AIToolCall.writeList(toolCalls, &w); w.raw(",")
+        }
         w.key("usage"); usage.write(&w)
         w.raw("}")
     }
@@ -284,7 +345,9 @@ public struct AIOutput: Sendable, Codable {
 
 extension AIOutput: Equatable {
     /// Outputs are equal when their JSON is (timings are ignored).
-    public static func == (a: AIOutput, b: AIOutput) -> Bool { a.response == b.response && a.usage == b.usage && a.json == b.json }
+    public static func == (a: AIOutput, b: AIOutput) -> Bool {
+        a.response == b.response && a.usage == b.usage && a.json == b.json && a.toolCalls == b.toolCalls
+    }
 }
 
 /// One streamed piece: text (never a partial UTF-8 character), and on the last chunk the usage.
@@ -293,14 +356,17 @@ public struct AIChunk: Sendable, Equatable {
     public var usage: AIUsage?
     /// On the last chunk: timings and cache figures.
     public var stats: GenerationStats?
+    /// On the last chunk, with `tools`: the calls the model made (their text is not streamed).
+    public var toolCalls: [AIToolCall]?
 
-    public init(response: String, usage: AIUsage? = nil, stats: GenerationStats? = nil) {
+    public init(response: String, usage: AIUsage? = nil, stats: GenerationStats? = nil, toolCalls: [AIToolCall]? = nil) {
         self.response = response
         self.usage = usage
         self.stats = stats
+        self.toolCalls = toolCalls
     }
 
-    public static func == (a: AIChunk, b: AIChunk) -> Bool { a.response == b.response && a.usage == b.usage }
+    public static func == (a: AIChunk, b: AIChunk) -> Bool { a.response == b.response && a.usage == b.usage && a.toolCalls == b.toolCalls }
 
     /// This chunk as one server-sent event: `data: {"response":"…"}` + blank line
     /// (the last chunk adds `"usage":{…}`).
@@ -308,6 +374,9 @@ public struct AIChunk: Sendable, Equatable {
         var w = JSONWriter()
         w.raw("data: {")
         w.key("response"); w.string(response)
+        if let toolCalls, !toolCalls.isEmpty {
+            w.raw(","); w.key("tool_calls"); AIToolCall.writeList(toolCalls, &w)
+        }
         if let usage {
             w.raw(",")
             w.key("usage"); usage.write(&w)

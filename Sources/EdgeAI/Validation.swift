@@ -17,8 +17,7 @@ extension AIInput {
 
     /// Fields Workers AI knows but this runtime does not implement.
     static let unsupportedFields: [String: String] = [
-        "tools": "function calling is not supported by EdgeAI",
-        "functions": "function calling is not supported by EdgeAI",
+        "functions": "the legacy 'functions' field is not supported by EdgeAI; send 'tools'",
         "lora": "LoRA adapters are not supported by EdgeAI",
     ]
 
@@ -56,8 +55,11 @@ extension AIInput {
                 if !AIMessage.roles.contains(m.role) {
                     problems.append("Value of '/messages/\(n)/role' must be one of 'system', 'user', 'assistant', 'tool', got '\(m.role)'")
                 }
-                if m.content.isEmpty {
+                if m.content.isEmpty && (m.role != "assistant" || (m.toolCalls ?? []).isEmpty) {
                     problems.append("String too short at '/messages/\(n)/content': length 0 < minimum 1")
+                }
+                if m.toolCalls != nil && m.role != "assistant" {
+                    problems.append("Property '/messages/\(n)/tool_calls' is only valid in an 'assistant' message")
                 }
             }
             if raw == true {
@@ -83,6 +85,28 @@ extension AIInput {
         check(.frequencyPenalty, frequencyPenalty, Bounds.frequencyPenalty)
         check(.presencePenalty, presencePenalty, Bounds.presencePenalty)
         check(.minP, minP, Bounds.minP)
+        if let tools {
+            if messages == nil {
+                problems.append("Property '/tools' is only valid with 'messages', not with 'prompt'")
+            }
+            if responseFormat != nil && !tools.isEmpty && toolChoice != AIToolChoice.none {
+                problems.append("Property '/tools' cannot be used with '/response_format': the answer is either tool calls or a JSON document")
+            }
+            var seen = Set<String>()
+            for (i, t) in tools.enumerated() {
+                if t.name.isEmpty { problems.append("String too short at '/tools/\(i)/name': length 0 < minimum 1") }
+                if !seen.insert(t.name).inserted { problems.append("Value of '/tools/\(i)/name' repeats the tool name '\(t.name)'") }
+            }
+        }
+        if let toolChoice {
+            switch toolChoice {
+            case .required where (tools ?? []).isEmpty:
+                problems.append("Value of '/tool_choice' is 'required' but no '/tools' are given")
+            case .function(let name) where !(tools ?? []).contains(where: { $0.name == name }):
+                problems.append("Value of '/tool_choice' names the function '\(name)', which is not among '/tools'")
+            default: break
+            }
+        }
         if let responseFormat {
             if stream == true {
                 problems.append("Property '/response_format' cannot be used with '/stream': \(AIError.jsonModeStreamMessage)")
@@ -213,9 +237,32 @@ extension AIInput {
                         mismatch(path, item, "object")
                         continue
                     }
-                    guard let rv = item["role"], let cv = item["content"] else {
+                    var calls: [AIToolCall]? = nil
+                    if let tv = item["tool_calls"], tv != .null {
+                        if case .array(let list) = tv {
+                            calls = []
+                            for (k, c) in list.enumerated() {
+                                switch AIToolCall.parse(c, path: "\(path)/tool_calls/\(k)") {
+                                case .success(let call): calls!.append(call)
+                                case .failure(let e): problems.append(e.message)
+                                }
+                            }
+                        } else {
+                            mismatch(path + "/tool_calls", tv, "array")
+                        }
+                    }
+                    // an assistant message with tool calls may have no content (OpenAI sends null)
+                    let contentValue: JSONValue? = item["content"].flatMap { $0 == .null && calls != nil ? nil : $0 } ?? (calls != nil ? .string("") : nil)
+                    guard let rv = item["role"], let cv = contentValue else {
                         problems.append("required properties at '\(path)' are 'role,content'")
                         continue
+                    }
+                    var toolCallID: String? = nil, toolName: String? = nil
+                    if let v = item["tool_call_id"], v != .null {
+                        if case .string(let id) = v { toolCallID = id } else { mismatch(path + "/tool_call_id", v, "string") }
+                    }
+                    if let v = item["name"], v != .null {
+                        if case .string(let n) = v { toolName = n } else { mismatch(path + "/name", v, "string") }
                     }
                     var role: String? = nil
                     if case .string(let r) = rv { role = r } else { mismatch(path + "/role", rv, "string") }
@@ -239,7 +286,9 @@ extension AIInput {
                     default:
                         mismatch(path + "/content", cv, "string")
                     }
-                    if let role, let content { list.append(AIMessage(role: role, content: content)) }
+                    if let role, let content {
+                        list.append(AIMessage(role: role, content: content, toolCalls: calls, toolCallID: toolCallID, name: toolName))
+                    }
                 }
                 messages = list
             } else {
@@ -261,6 +310,27 @@ extension AIInput {
             switch Self.parseResponseFormat(rf) {
             case .success(let f): responseFormat = f
             case .failure(let p): problems.append(p.message)
+            }
+        }
+
+        if let tv = root["tools"] {
+            if case .array(let list) = tv {
+                var parsed: [AITool] = []
+                for (i, t) in list.enumerated() {
+                    switch AITool.parse(t, path: "/tools/\(i)") {
+                    case .success(let tool): parsed.append(tool)
+                    case .failure(let e): problems.append(e.message)
+                    }
+                }
+                tools = parsed
+            } else {
+                mismatch("/tools", tv, "array")
+            }
+        }
+        if let cv = root["tool_choice"], cv != .null {
+            switch AIToolChoice.parse(cv) {
+            case .success(let c): toolChoice = c
+            case .failure(let e): problems.append(e.message)
             }
         }
 

@@ -57,6 +57,40 @@ public struct SchemaCompiler {
         return b.g
     }
 
+    /// One piece of a templated document (`compileSequence`).
+    public enum Piece: Sendable {
+        /// These exact bytes.
+        case literal(String)
+        /// The whitespace allowed between JSON tokens (nothing, a space, or a newline and an indent).
+        case whitespace
+        /// A JSON value valid under the schema.
+        case json(SchemaValue)
+    }
+
+    /// The grammar of documents made of one of `alternatives`, each a sequence of literal text,
+    /// whitespace and schema-constrained JSON values (a tool call: `{"name": "f", "arguments": `,
+    /// the arguments' schema, `}`, then a closing tag). Errors name the alternative and the
+    /// keyword, as `compile` does.
+    public static func compileSequence(_ alternatives: [[Piece]], options: Options = Options()) throws(GrammarError) -> Grammar {
+        var b = Builder(root: .bool(true), options: options)
+        var alts: [[GrammarSymbol]] = []
+        for (n, pieces) in alternatives.enumerated() {
+            var seq: [GrammarSymbol] = []
+            for piece in pieces {
+                switch piece {
+                case .literal(let s): seq += Builder.lit(s)
+                case .whitespace: seq.append(.rule(try b.ws()))
+                case .json(let schema):
+                    b = Builder(root: schema, options: options, carrying: b)
+                    seq.append(.rule(try b.schemaRule(schema, path: "#/\(n)", depth: 0)))
+                }
+            }
+            alts.append(seq)
+        }
+        b.g.start = b.g.add("root", alts)
+        return b.g
+    }
+
     // MARK: - Builder
 
     struct Builder {
@@ -69,6 +103,14 @@ public struct SchemaCompiler {
         init(root: SchemaValue, options: Options) {
             self.root = root
             self.options = options
+        }
+
+        /// A builder that adds to `other`'s grammar, with `root` for `$ref` resolution.
+        init(root: SchemaValue, options: Options, carrying other: Builder) {
+            self.root = root
+            self.options = options
+            self.g = other.g
+            self.common = other.common
         }
 
         typealias Seq = [GrammarSymbol]

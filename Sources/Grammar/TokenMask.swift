@@ -186,6 +186,16 @@ public final class TokenMasker {
         return allowed
     }
 
+    /// Advance over bytes that are not a whole token (the rest of a token after a trigger text).
+    /// Returns false, and leaves the state as it was, when they cannot continue the document.
+    public func feed(_ bytes: some Collection<UInt8>) -> Bool {
+        let s = automaton.next(state, bytes: bytes)
+        guard s >= 0 else { return false }
+        state = s
+        text.append(contentsOf: bytes)
+        return true
+    }
+
     /// Advance over a chosen token. End tokens are accepted only when the document is complete.
     public func accept(_ token: Int32) throws(GrammarError) {
         guard allows(token) else {

@@ -197,7 +197,7 @@ final class ServingTests: XCTestCase {
         try await expectError("{not json", 400, code: "invalid_json")
         try await expectError(#"{"model":"\#(TestModel.id)","messages":\#(colors),"temperature":9}"#, 400, code: "invalid_request")
         try await expectError(#"{"model":"\#(TestModel.id)","messages":\#(colors),"max_tokens":9000}"#, 400, code: "context_length_exceeded")
-        try await expectError(#"{"model":"\#(TestModel.id)","messages":\#(colors),"tools":[{"type":"function"}]}"#, 400, code: "unsupported_parameter", param: "tools")
+        try await expectError(#"{"model":"\#(TestModel.id)","messages":\#(colors),"tools":[{"type":"function"}]}"#, 400, code: "invalid_value", param: "tools")
         try await expectError(#"{"model":"\#(TestModel.id)","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#, 400, code: "unsupported_content")
         await w.stop()
     }

@@ -166,7 +166,8 @@ final class ValidationTests: XCTestCase {
     }
 
     func testUnsupportedFeaturesAreRejected() {
-        assertInvalid(#"{"prompt": "x", "tools": []}"#, "Property '/tools' is not supported: function calling is not supported by EdgeAI")
+        assertInvalid(#"{"prompt": "x", "tools": []}"#, "Property '/tools' is only valid with 'messages', not with 'prompt'")
+        assertInvalid(#"{"prompt": "x", "functions": []}"#, "Property '/functions' is not supported: the legacy 'functions' field is not supported by EdgeAI; send 'tools'")
         assertInvalid(#"{"prompt": "x", "lora": "abc"}"#, "Property '/lora' is not supported: LoRA adapters are not supported by EdgeAI")
     }
 

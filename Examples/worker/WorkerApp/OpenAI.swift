@@ -184,15 +184,29 @@ public struct OpenAIRequest: Sendable, Equatable {
             guard case .object(let members) = bias else { throw typeError("logit_bias", "an object", bias) }
             if !members.isEmpty { throw .invalid("'logit_bias' is not supported", param: "logit_bias", code: "unsupported_parameter") }
         }
-        if let tools = present("tools") {
-            if case .array(let a) = tools, a.isEmpty {} else {
-                throw .invalid("'tools' is not supported: EdgeAI does not do function calling", param: "tools", code: "unsupported_parameter")
-            }
+        if present("functions") != nil || present("function_call") != nil {
+            throw .invalid("The legacy 'functions'/'function_call' fields are not supported; send 'tools' and 'tool_choice'", param: "functions", code: "unsupported_parameter")
         }
-        if present("functions") != nil { throw .invalid("'functions' is not supported: EdgeAI does not do function calling", param: "functions", code: "unsupported_parameter") }
-        if let format = present("response_format") {
-            guard case .string("text")? = format["type"] else {
-                throw .invalid("'response_format' other than {\"type\": \"text\"} is not supported (JSON mode is not implemented)", param: "response_format", code: "unsupported_parameter")
+        // tools, tool_choice and response_format follow the Workers AI rules (AIInput's parser)
+        var extra: [(key: String, value: JSONValue)] = []
+        if let tools = present("tools") {
+            if case .array(let a) = tools, a.isEmpty {} else { extra.append((key: "tools", value: tools)) }
+        }
+        if let choice = present("tool_choice"), !extra.isEmpty { extra.append((key: "tool_choice", value: choice)) }
+        if let format = present("response_format"), format["type"] != .string("text") {
+            extra.append((key: "response_format", value: format))
+        }
+        if !extra.isEmpty {
+            guard kind == .chat else { throw .invalid("'tools' and 'response_format' are only supported by /v1/chat/completions", param: extra[0].key, code: "unsupported_parameter") }
+            do {
+                var probe = extra
+                probe.append((key: "messages", value: .array((input.messages ?? []).map { _ in .object([(key: "role", value: .string("user")), (key: "content", value: .string("x"))]) })))
+                let parsed = try AIInput(jsonValue: .object(probe))
+                input.tools = parsed.tools
+                input.toolChoice = parsed.toolChoice
+                input.responseFormat = parsed.responseFormat
+            } catch {
+                throw OpenAIError.invalid(error.message, param: extra[0].key)
             }
         }
 
@@ -246,7 +260,25 @@ public struct OpenAIRequest: Sendable, Equatable {
             guard AIMessage.roles.contains(role) else {
                 throw .invalid("Invalid value for '\(path).role': '\(role)' (expected 'system', 'developer', 'user', 'assistant' or 'tool')", param: "\(path).role")
             }
-            if let calls = item["tool_calls"], calls != .null { throw .invalid("'\(path).tool_calls' is not supported: EdgeAI does not do function calling", param: "\(path).tool_calls", code: "unsupported_parameter") }
+            var calls: [AIToolCall]? = nil
+            if let cv = item["tool_calls"], cv != .null {
+                guard case .array(let list) = cv else {
+                    throw .invalid("Invalid type for '\(path).tool_calls': expected an array, but got \(cv.typeName).", param: "\(path).tool_calls", code: "invalid_type")
+                }
+                guard role == "assistant" else { throw .invalid("'\(path).tool_calls' is only allowed in assistant messages", param: "\(path).tool_calls") }
+                calls = []
+                for (k, c) in list.enumerated() {
+                    do {
+                        calls!.append(try AIToolCall(jsonValue: c, path: "\(path).tool_calls[\(k)]"))
+                    } catch {
+                        throw .invalid(error.message, param: "\(path).tool_calls[\(k)]")
+                    }
+                }
+            }
+            var toolCallID: String? = nil
+            if case .string(let id)? = item["tool_call_id"] { toolCallID = id }
+            var name: String? = nil
+            if case .string(let n)? = item["name"] { name = n }
             let content: String
             switch item["content"] {
             case .string(let s)?:
@@ -264,11 +296,14 @@ public struct OpenAIRequest: Sendable, Equatable {
                 }
                 content = text
             case nil, .null?:
-                throw .invalid("Missing '\(path).content'", param: "\(path).content", code: "missing_required_parameter")
+                guard calls != nil else {
+                    throw .invalid("Missing '\(path).content'", param: "\(path).content", code: "missing_required_parameter")
+                }
+                content = ""
             case let v?:
                 throw .invalid("Invalid type for '\(path).content': expected a string or an array of text parts, but got \(v.typeName).", param: "\(path).content", code: "invalid_type")
             }
-            out.append(AIMessage(role: role, content: content))
+            out.append(AIMessage(role: role, content: content, toolCalls: calls, toolCallID: toolCallID, name: name))
         }
         return out
     }
@@ -364,7 +399,36 @@ public struct OpenAIEncoder: Sendable {
     }
 
     /// The non-streaming answer.
-    public func completion(text: String, finishReason: String, usage: AIUsage) -> [UInt8] {
+    /// `tool_calls` of a message or delta: `[{"index"?, "id", "type": "function", "function": {"name", "arguments": "<JSON text>"}}]`.
+    static func toolCalls(_ w: inout JSONWriter, _ calls: [AIToolCall], indexed: Bool) {
+        w.raw("[")
+        for (i, c) in calls.enumerated() {
+            if i > 0 { w.raw(",") }
+            w.raw("{")
+            if indexed { w.key("index"); w.int(i); w.raw(",") }
+            w.key("id"); w.string(c.id ?? "call_\(i)"); w.raw(",")
+            w.key("type"); w.string("function"); w.raw(",")
+            w.key("function"); w.raw("{"); w.key("name"); w.string(c.name); w.raw(",")
+            w.key("arguments"); w.string(c.arguments.jsonText); w.raw("}}")
+        }
+        w.raw("]")
+    }
+
+    /// A stream chunk carrying the answer's tool calls whole.
+    public func toolCallsChunk(_ calls: [AIToolCall]) -> [UInt8] {
+        var w = JSONWriter()
+        w.raw("data: {")
+        head(&w, object: "chat.completion.chunk")
+        w.key("choices"); w.raw("[{")
+        w.key("index"); w.int(0); w.raw(",")
+        w.key("delta"); w.raw("{"); w.key("tool_calls"); Self.toolCalls(&w, calls, indexed: true); w.raw("},")
+        w.key("logprobs"); w.null(); w.raw(",")
+        finish(&w, nil)
+        w.raw("}]}\n\n")
+        return w.bytes
+    }
+
+    public func completion(text: String, finishReason: String, usage: AIUsage, toolCalls: [AIToolCall]? = nil) -> [UInt8] {
         var w = JSONWriter()
         w.raw("{")
         head(&w, object: kind == .chat ? "chat.completion" : "text_completion")
@@ -373,7 +437,13 @@ public struct OpenAIEncoder: Sendable {
         if kind == .chat {
             w.key("message"); w.raw("{")
             w.key("role"); w.string("assistant"); w.raw(",")
-            w.key("content"); w.string(text)
+            w.key("content")
+            if let toolCalls, !toolCalls.isEmpty {
+                if text.isEmpty { w.null() } else { w.string(text) }
+                w.raw(","); w.key("tool_calls"); Self.toolCalls(&w, toolCalls, indexed: false)
+            } else {
+                w.string(text)
+            }
             w.raw("},")
         } else {
             w.key("text"); w.string(text); w.raw(",")

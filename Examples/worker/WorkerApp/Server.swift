@@ -377,7 +377,7 @@ func trackedStream(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ input:
 /// What `AI.respond(model, json:)` answers, with the generation counted in the metrics.
 func workersAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ model: String, _ body: [UInt8], backend: BackendBox? = nil) async throws -> AI.ResponseBody {
     // An embedding model answers Workers AI's embeddings contract.
-    if try await ai.isEmbeddingModel(model) { return .json(try await ai.embed(model, json: body)) }
+    if ai.models.contains(where: { $0.id == model }), try await ai.isEmbeddingModel(model) { return .json(try await ai.embed(model, json: body)) }
     let input = try AIInput(json: body)
     guard input.stream == true else { return .json(try await trackedRun(ai, metrics, model, input, backend: backend).jsonBytes) }
     let chunks = try await trackedStream(ai, metrics, model, input, backend: backend)
@@ -404,13 +404,15 @@ func openAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ request: OpenAIRequest, 
     let maxTokens = input.maxTokens ?? AIInput.defaultMaxTokens
     if !request.stream && request.stop.isEmpty {
         let out = try await trackedRun(ai, metrics, model, input, backend: backend)
-        let reason = finishReason(completionTokens: out.usage.completionTokens, maxTokens: maxTokens, stoppedBySequence: false)
-        return .json(encoder.completion(text: out.response, finishReason: reason, usage: out.usage))
+        var reason = finishReason(completionTokens: out.usage.completionTokens, maxTokens: maxTokens, stoppedBySequence: false)
+        if let calls = out.toolCalls, !calls.isEmpty { reason = "tool_calls" }
+        return .json(encoder.completion(text: out.response, finishReason: reason, usage: out.usage, toolCalls: out.toolCalls))
     }
     let chunks = try await trackedStream(ai, metrics, model, input, backend: backend)
     /// Runs the generation through the stop filter, handing out text; returns the usage and
     /// whether a stop sequence ended it. With a stop sequence the generation is cut short and
     /// completion_tokens counts the pieces of text received (one per token that produced text).
+    let calls = ToolCallBox()
     @Sendable func drive(_ emit: (String) -> Void) async throws -> (AIUsage, Bool) {
         var filter = StopSequenceFilter(request.stop)
         var usage: AIUsage? = nil
@@ -418,6 +420,7 @@ func openAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ request: OpenAIRequest, 
         var iterator = chunks.makeAsyncIterator()
         while let chunk = try await iterator.next() {
             if let u = chunk.usage { usage = u }
+            if let c = chunk.toolCalls { calls.set(c) }
             if !chunk.response.isEmpty { pieces += 1 }
             let text = filter.feed(chunk.response)
             if !text.isEmpty { emit(text) }
@@ -442,15 +445,22 @@ func openAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ request: OpenAIRequest, 
     if !request.stream {
         var text = ""
         let (usage, stopped) = try await drive { text += $0 }
-        let reason = finishReason(completionTokens: usage.completionTokens, maxTokens: maxTokens, stoppedBySequence: stopped)
-        return .json(encoder.completion(text: text, finishReason: reason, usage: usage))
+        var reason = finishReason(completionTokens: usage.completionTokens, maxTokens: maxTokens, stoppedBySequence: stopped)
+        let found = calls.get()
+        if !found.isEmpty { reason = "tool_calls" }
+        return .json(encoder.completion(text: text, finishReason: reason, usage: usage, toolCalls: found))
     }
     let (events, continuation) = AsyncThrowingStream<[UInt8], Error>.makeStream(bufferingPolicy: .unbounded)
     let pump = Task {
         do {
             if request.kind == .chat { continuation.yield(encoder.chunk(text: "", role: true)) }
             let (usage, stopped) = try await drive { continuation.yield(encoder.chunk(text: $0)) }
-            let reason = finishReason(completionTokens: usage.completionTokens, maxTokens: maxTokens, stoppedBySequence: stopped)
+            var reason = finishReason(completionTokens: usage.completionTokens, maxTokens: maxTokens, stoppedBySequence: stopped)
+            let found = calls.get()
+            if !found.isEmpty {
+                continuation.yield(encoder.toolCallsChunk(found))
+                reason = "tool_calls"
+            }
             let final = request.kind == .chat ? encoder.chunk(text: nil, finishReason: reason, usage: request.includeUsage ? nil : usage)
                                               : encoder.chunk(text: "", finishReason: reason, usage: request.includeUsage ? nil : usage)
             continuation.yield(final)
@@ -463,6 +473,14 @@ func openAIAnswer(_ ai: AI, _ metrics: WorkerMetrics, _ request: OpenAIRequest, 
     }
     continuation.onTermination = { _ in pump.cancel() }
     return .eventStream(events)
+}
+
+/// The tool calls of a streamed answer (they come with its last chunk).
+final class ToolCallBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var calls: [AIToolCall] = []
+    func set(_ c: [AIToolCall]) { lock.lock(); calls = c; lock.unlock() }
+    func get() -> [AIToolCall] { lock.lock(); defer { lock.unlock() }; return calls }
 }
 
 /// Checks `Authorization: Bearer <key>` (every route but `/health`) and counts answers by route and status.
