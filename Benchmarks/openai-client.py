@@ -5,6 +5,7 @@ starts the worker and runs this). Exits non-zero on the first failed check.
     python3 Benchmarks/openai-client.py --base-url http://127.0.0.1:8787/v1 --api-key KEY --model @cf/...
 """
 import argparse
+import json
 import sys
 import time
 
@@ -93,6 +94,27 @@ def main() -> int:
           "cf-aig-cache-status MISS then HIT")
     check(a.parse().choices[0].message.content == b.parse().choices[0].message.content and a.parse().id == b.parse().id,
           "a cache hit returns the same completion")
+
+    # tool calling: a required call, its arguments as JSON text, then the follow-up turn
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Get the current weather in a city",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                             "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}}}]
+    ask = [{"role": "user", "content": "What is the weather like in Paris today?"}]
+    r = client.chat.completions.create(model=args.model, messages=ask, tools=tools, tool_choice="required", temperature=0, max_tokens=80)
+    calls = r.choices[0].message.tool_calls or []
+    check(r.choices[0].finish_reason == "tool_calls" and len(calls) == 1 and calls[0].type == "function"
+          and calls[0].function.name == "get_weather", f"tools: one get_weather call ({r.choices[0].message})")
+    arguments = json.loads(calls[0].function.arguments) if calls else {}
+    check(isinstance(arguments.get("city"), str) and set(arguments) <= {"city", "unit"}, f"tool arguments {arguments}")
+    follow = ask + [r.choices[0].message.model_dump(exclude_none=True),
+                    {"role": "tool", "tool_call_id": calls[0].id if calls else "x", "content": "21 C and sunny"}]
+    f = client.chat.completions.create(model=args.model, messages=follow, tools=tools, temperature=0, max_tokens=30)
+    check(f.choices[0].message.content is not None, f"follow-up turn answered: {f.choices[0].message.content!r}")
+    deltas = [c for c in client.chat.completions.create(model=args.model, messages=ask, tools=tools, tool_choice="required",
+                                                        temperature=0, max_tokens=80, stream=True)]
+    streamed_calls = [tc for c in deltas if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    check(len(streamed_calls) == 1 and streamed_calls[0].function.name == "get_weather"
+          and json.loads(streamed_calls[0].function.arguments) == arguments, "streamed tool call delta")
 
     # errors map to the client's exception classes
     try:

@@ -10,7 +10,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measures the forward pass: prompt/generation speed like llama-bench, perplexity like llama-perplexity, raw logits for comparisons, sentence embeddings per second.",
-        subcommands: [Speed.self, Perplexity.self, Logits.self, TimeToFirstToken.self, JSONMode.self, Embed.self])
+        subcommands: [Speed.self, Perplexity.self, Logits.self, TimeToFirstToken.self, JSONMode.self, Tools.self, Embed.self])
 }
 
 struct BenchError: Error, CustomStringConvertible {
@@ -397,6 +397,61 @@ struct JSONMode: AsyncParsableCommand {
             func median(_ x: [Double]) -> Double { x.isEmpty ? .nan : x.sorted()[x.count / 2] }
             print(String(format: "%-12@  %6d  %14.2f  %18.3f  %10d  %@", name as NSString, tokens, median(perToken), median(constraint), walks, complete as NSString))
         }
+    }
+}
+
+struct Tools: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tools",
+        abstract: "Tool calling: chat requests with two tools under tool_choice auto and required, greedy and sampled (seeds 1…N); prints per choice the answers that are calls, the constrained decoding's cost per token (masks and grammar steps, sampling excluded) and decode ms/token. --dump writes every call with its tool's schema as JSON lines (Tests/json-mode-check.py-style validation with the jsonschema package).")
+
+    @Option(name: .long, help: "model id or GGUF path") var model: String = "@cf/huggingfacetb/smollm2-135m-instruct"
+    @Option(name: .short, help: "threads (default: number of cores)") var t: Int = 0
+    @Option(name: .long, help: "sampled runs per prompt (seeds 1…N, temperature 0.8) besides the greedy one") var seeds: Int = 4
+    @Option(name: .long, help: "max_tokens of each request") var maxTokens: Int = 96
+    @Option(name: .long, help: "write the calls as JSON lines {tool, schema, arguments}") var dump: String?
+
+    static let weather = AITool(name: "get_weather", description: "Get the current weather in a city",
+        parameters: try! JSONParser.parse(#"{"type":"object","properties":{"city":{"type":"string"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["city"]}"#))
+    static let convert = AITool(name: "convert_currency", description: "Convert an amount of money between currencies",
+        parameters: try! JSONParser.parse(#"{"type":"object","properties":{"amount":{"type":"number"},"from":{"type":"string","minLength":3,"maxLength":3},"to":{"type":"string","minLength":3,"maxLength":3}},"required":["amount","from","to"]}"#))
+    static let prompts = ["What is the weather like in Paris today?", "How many yen is 25 US dollars?", "Is it raining in Oslo right now?",
+                          "Convert 100 euros to pounds.", "Do I need an umbrella in London?", "What's 50 Swiss francs in dollars?"]
+
+    func run() async throws {
+        let ai = try AI(threads: t)
+        var id = model
+        if model.hasSuffix(".gguf") { id = "bench/tools"; ai.register(id, path: model) }
+        try await ai.preload(id)
+        var lines: [String] = []
+        print("model: \(model), max_tokens \(maxTokens), \(Self.prompts.count) prompts x (greedy + \(seeds) seeds at temperature 0.8)")
+        print("tool_choice  answers  calls  tokens  constrained ms/token  decode ms/token")
+        for choice in [AIToolChoice.auto, .required] {
+            var answers = 0, calls = 0, tokens = 0
+            var constraint = 0.0, generation = 0.0
+            for prompt in Self.prompts {
+                for seed in [nil] + (1...max(seeds, 1)).map(Optional.some) {
+                    let input = AIInput(messages: [.user(prompt)], maxTokens: maxTokens, temperature: seed == nil ? 0 : 0.8, seed: seed,
+                                        tools: [Self.weather, Self.convert], toolChoice: choice)
+                    let out = try await ai.run(id, input)
+                    answers += 1
+                    for c in out.toolCalls ?? [] {
+                        calls += 1
+                        let schema = (c.name == Self.weather.name ? Self.weather : Self.convert).parameters!
+                        lines.append(#"{"tool":\#(JSONValue.string(c.name).jsonText),"schema":\#(schema.jsonText),"arguments":\#(c.arguments.jsonText)}"#)
+                    }
+                    if let s = out.stats {
+                        tokens += s.sampledTokens
+                        constraint += s.constraintSeconds
+                        generation += s.generationSeconds
+                    }
+                }
+            }
+            let name = choice == .auto ? "auto" : "required"
+            print(name.padding(toLength: 11, withPad: " ", startingAt: 0) + String(format: "  %7d  %5d  %6d  %20.3f  %15.2f", answers, calls, tokens,
+                         constraint / Double(max(tokens, 1)) * 1000, generation / Double(max(tokens - answers, 1)) * 1000))
+        }
+        if let dump { try (lines.joined(separator: "\n") + "\n").write(toFile: dump, atomically: true, encoding: .utf8) }
     }
 }
 

@@ -65,6 +65,9 @@ enum JSONText {
 
     private static func encode(_ v: Value, _ out: inout String, limit: Int, level: Int, indent: String?, itemSep: String, keySep: String,
                                sortKeys: Bool, ascii: Bool) throws {
+        if level > 0 && level % Py.depthCheckInterval == 0 && Py.valueTooDeep(level) {
+            throw EvalError.limit(.recursionDepth, "RecursionError: maximum recursion depth exceeded while encoding a JSON object (\(level) nested values)")
+        }
         switch v {
         case .none: out += "null"
         case .bool(let b): out += b ? "true" : "false"

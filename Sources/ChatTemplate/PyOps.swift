@@ -42,7 +42,10 @@ enum Py {
     }
 
     /// `visiting` holds the namespaces being printed (namespaces can contain themselves).
-    private static func repr(_ v: Value, top: Bool, _ out: inout String, _ visiting: inout Set<ObjectIdentifier>, limit: Int) throws {
+    private static func repr(_ v: Value, top: Bool, _ out: inout String, _ visiting: inout Set<ObjectIdentifier>, limit: Int, depth: Int = 0) throws {
+        if depth > 0 && depth % depthCheckInterval == 0 && valueTooDeep(depth) {
+            throw EvalError.limit(.recursionDepth, "RecursionError: maximum recursion depth exceeded while getting the repr of an object (\(depth) nested values)")
+        }
         switch v {
         case .undefined: out += top ? "" : "Undefined"
         case .none: out += "None"
@@ -59,7 +62,7 @@ enum Py {
             out += "["
             for (i, x) in a.enumerated() {
                 if i > 0 { out += ", " }
-                try repr(x, top: false, &out, &visiting, limit: limit)
+                try repr(x, top: false, &out, &visiting, limit: limit, depth: depth + 1)
                 if out.utf8.count > limit { throw sizeError(out.utf8.count, limit) }
             }
             out += "]"
@@ -67,11 +70,11 @@ enum Py {
             out += "("
             for (i, x) in a.enumerated() {
                 if i > 0 { out += ", " }
-                try repr(x, top: false, &out, &visiting, limit: limit)
+                try repr(x, top: false, &out, &visiting, limit: limit, depth: depth + 1)
                 if out.utf8.count > limit { throw sizeError(out.utf8.count, limit) }
             }
             out += a.count == 1 ? ",)" : ")"
-        case .dict(let d): try dictRepr(d, &out, &visiting, limit: limit)
+        case .dict(let d): try dictRepr(d, &out, &visiting, limit: limit, depth: depth + 1)
         case .view(let kind, let d):
             let items: [Value]
             switch kind {
@@ -80,7 +83,7 @@ enum Py {
             case .values: items = d.values
             }
             out += "\(kind.rawValue)("
-            try repr(.list(items), top: false, &out, &visiting, limit: limit)
+            try repr(.list(items), top: false, &out, &visiting, limit: limit, depth: depth + 1)
             out += ")"
         case .iterator(let it): out += "<\(it.typeName) object>"
         case .namespace(let ns):
@@ -89,7 +92,7 @@ enum Py {
             visiting.insert(id)
             defer { visiting.remove(id) }
             out += "<Namespace "
-            try dictRepr(ns.attrs, &out, &visiting, limit: limit)
+            try dictRepr(ns.attrs, &out, &visiting, limit: limit, depth: depth + 1)
             out += ">"
         case .function(let f): out += f.isMacro ? "<Macro \(PyText.repr(f.name))>" : "<built-in method \(f.name)>"
         case .loop(let l): out += "<LoopContext \(l.index0 + 1)/\(l.length)>"
@@ -98,13 +101,13 @@ enum Py {
         if out.utf8.count > limit { throw sizeError(out.utf8.count, limit) }
     }
 
-    private static func dictRepr(_ d: PyDict, _ out: inout String, _ visiting: inout Set<ObjectIdentifier>, limit: Int) throws {
+    private static func dictRepr(_ d: PyDict, _ out: inout String, _ visiting: inout Set<ObjectIdentifier>, limit: Int, depth: Int = 0) throws {
         out += "{"
         for (i, (k, v)) in zip(d.keys, d.values).enumerated() {
             if i > 0 { out += ", " }
-            try repr(k, top: false, &out, &visiting, limit: limit)
+            try repr(k, top: false, &out, &visiting, limit: limit, depth: depth)
             out += ": "
-            try repr(v, top: false, &out, &visiting, limit: limit)
+            try repr(v, top: false, &out, &visiting, limit: limit, depth: depth)
             if out.utf8.count > limit { throw sizeError(out.utf8.count, limit) }
         }
         out += "}"
@@ -112,7 +115,20 @@ enum Py {
 
     // MARK: equality and ordering
 
-    static func equal(_ a: Value, _ b: Value) -> Bool {
+    /// Values nest without bound only when a template builds them (a namespace attribute wrapped
+    /// in a list in a loop); printing or comparing them recurses once per level. Past this depth, or
+    /// when the thread's stack runs low, that is a RecursionError (Python's limit is about 1000).
+    static let maxValueDepth = 1000
+    static let depthCheckInterval = 32
+
+    static func valueTooDeep(_ depth: Int) -> Bool {
+        depth > maxValueDepth || StackGuard.nearlyExhausted(low: StackGuard.stackLow())
+    }
+
+    /// Python's `==`. Values nested deeper than `maxValueDepth` compare unequal (Python raises
+    /// RecursionError there; this comparison cannot throw).
+    static func equal(_ a: Value, _ b: Value, depth: Int = 0) -> Bool {
+        if depth > 0 && depth % depthCheckInterval == 0 && valueTooDeep(depth) { return false }
         switch (a, b) {
         case (.undefined, .undefined): return true
         case (.undefined, _), (_, .undefined): return false
@@ -122,11 +138,11 @@ enum Py {
              (.markup(let x), .string(let y)), (.markup(let x), .markup(let y)):
             return PyText.equal(x, y)
         case (.list(let x), .list(let y)), (.tuple(let x), .tuple(let y)):
-            return x.count == y.count && zip(x, y).allSatisfy { equal($0.0, $0.1) }
+            return x.count == y.count && zip(x, y).allSatisfy { equal($0.0, $0.1, depth: depth + 1) }
         case (.dict(let x), .dict(let y)):
             guard x.count == y.count else { return false }
             for (k, v) in zip(x.keys, x.values) {
-                guard let w = y.get(k), equal(v, w) else { return false }
+                guard let w = y.get(k), equal(v, w, depth: depth + 1) else { return false }
             }
             return true
         case (.namespace(let x), .namespace(let y)): return x === y

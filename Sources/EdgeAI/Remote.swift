@@ -290,11 +290,14 @@ final class RemoteClient: NSObject, URLSessionDataDelegate, @unchecked Sendable 
             throw AIError.internal("Remote backend \(backend) answered without a result object: \(preview(bytes))")
         }
         let usage = AIUsage(json: result["usage"]) ?? AIUsage(promptTokens: 0, completionTokens: 0)
+        let calls = toolCalls(result["tool_calls"])
         switch result["response"] {
         case .string(let text)?:
-            return AIOutput(response: text, usage: usage)
+            return AIOutput(response: text, usage: usage, toolCalls: calls)
         case .some(let value) where value != .null:
             return AIOutput(response: value.jsonText, usage: usage, json: value)
+        case nil, .null? where calls != nil:
+            return AIOutput(response: "", usage: usage, toolCalls: calls)
         default:
             throw AIError.internal("Remote backend \(backend) answered without a response: \(preview(bytes))")
         }
@@ -313,7 +316,14 @@ final class RemoteClient: NSObject, URLSessionDataDelegate, @unchecked Sendable 
         case nil, .null?: text = ""
         default: throw AIError.internal("Remote backend \(backend) sent an event whose response is not a string: \(preview(Array(payload.utf8)))")
         }
-        return AIChunk(response: text, usage: AIUsage(json: v["usage"]))
+        return AIChunk(response: text, usage: AIUsage(json: v["usage"]), toolCalls: toolCalls(v["tool_calls"]))
+    }
+
+    /// A remote answer's `tool_calls` (entries that are not calls are dropped).
+    static func toolCalls(_ v: JSONValue?) -> [AIToolCall]? {
+        guard case .array(let items)? = v, !items.isEmpty else { return nil }
+        let calls = items.compactMap { try? AIToolCall.parse($0, path: "/tool_calls").get() }
+        return calls.isEmpty ? nil : calls.map { c in var c = c; if c.id == nil { c.id = AIToolCall.newID() }; return c }
     }
 
     /// The first `{"code","message"}` of an `errors` list.

@@ -101,6 +101,35 @@ final class LimitTests: XCTestCase {
         assertStops("{% macro m() %}{{ caller() }}{% endmacro %}{% macro n() %}{% call m() %}{{ n() }}{% endcall %}{% endmacro %}{{ n() }}", .recursionDepth)
     }
 
+    /// Values a template nests deeper and deeper (a namespace attribute wrapped in a list in a
+    /// loop): building them stops with a RecursionError (construction is bounded; printing and
+    /// comparing have their own depth and stack guards besides), nothing overflows the stack.
+    func testDeeplyNestedValuesStop() throws {
+        let build = "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}"
+        final class Results: @unchecked Sendable { var list: [String] = [] }
+        let box = Results()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            var results: [String] = []
+            defer { box.list = results; done.signal() }
+            for tail in ["{{ ns.x | tojson }}", "{{ ns.x }}", "{{ ns.x | string }}", "{{ ns.x == [ns.x] }}"] {
+                do {
+                    results.append("rendered: " + (try ChatTemplate(build + tail).render([:])).prefix(40))
+                } catch {
+                    results.append("\(error)".contains("RecursionError") ? "RecursionError" : "\(error)")
+                }
+            }
+        }
+        #if DEBUG
+        thread.stackSize = 4 * 1024 * 1024   // debug/sanitizer frames are several times larger
+        #else
+        thread.stackSize = 512 * 1024
+        #endif
+        thread.start()
+        done.wait()
+        XCTAssertEqual(box.list, ["RecursionError", "RecursionError", "RecursionError", "RecursionError"])
+    }
+
     func testSmallerLimitsAreHonored() throws {
         let t = try ChatTemplate("{% for i in range(100) %}{{ i }},{% endfor %}")
         XCTAssertNoThrow(try t.render([:], limits: RenderLimits(steps: 1000)))
