@@ -209,19 +209,9 @@ final class EmbeddingTests: XCTestCase {
 
     func testWorkerRoutes() async throws {
         let ai = try ai()
-        let portBox = Locked<Int?>(nil)
-        let config = WorkerConfiguration(host: "127.0.0.1", port: 0, model: Self.id)
-        setenv("LOG_LEVEL", "critical", 1)
-        let app = makeWorkerApplication(ai: ai, configuration: config) { port in portBox.withLock { $0 = port } }
-        let server = Task { try await app.run() }
-        defer { server.cancel() }
-        var port: Int? = nil
-        for _ in 0..<200 {
-            port = portBox.withLock { $0 }
-            if port != nil { break }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-        let p = try XCTUnwrap(port, "the worker did not start")
+        let worker = try await RunningWorker.start(ai: ai, configuration: WorkerConfiguration(host: "127.0.0.1", port: 0, model: Self.id), state: WorkerState())
+        defer { worker.server.cancel() }
+        let p = worker.port
         let expected = try await ai.embed(Self.id, EmbeddingInput(text: ["Hello", "World"])).data[1]
         let model = Self.id
         try await Task.detached {

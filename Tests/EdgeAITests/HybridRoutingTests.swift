@@ -93,30 +93,10 @@ private func expectAIError(_ code: Int, _ messagePart: String? = nil, file: Stat
     }
 }
 
-/// An in-process worker on a free loopback port.
-private struct LoopbackWorker {
-    let port: Int
-    let state: WorkerState
-    let server: Task<Void, Error>
-
-    static func start(ai: AI, apiKey: String? = nil) async throws -> LoopbackWorker {
-        let portBox = Locked<Int?>(nil)
-        setenv("LOG_LEVEL", "critical", 1)
-        let state = WorkerState(readiness: .ready)
-        let config = WorkerConfiguration(host: "127.0.0.1", port: 0, model: TestModel.id, apiKey: apiKey)
-        let app = makeWorkerApplication(ai: ai, configuration: config, state: state) { port in portBox.withLock { $0 = port } }
-        let server = Task { try await app.run() }
-        for _ in 0..<250 {
-            if let p = portBox.withLock({ $0 }) { return LoopbackWorker(port: p, state: state, server: server) }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-        server.cancel()
-        throw AIError.internal("the worker did not start")
-    }
-
-    func stop() async {
-        server.cancel()
-        _ = await server.result
+extension RunningWorker {
+    /// An in-process worker of the test model, ready, optionally with an API key.
+    static func start(ai: AI, apiKey: String?) async throws -> RunningWorker {
+        try await start(ai: ai, configuration: WorkerConfiguration(host: "127.0.0.1", port: 0, model: TestModel.id, apiKey: apiKey))
     }
 
     /// `POST /ai/run/<model>` answers with the given status, counted in the worker's metrics.
@@ -231,7 +211,7 @@ final class HybridRoutingTests: XCTestCase {
         let remoteAI = try AI(threads: 0)
         remoteAI.register(alias, path: modelPath)
         let key = "k-\(UUID().uuidString)"
-        let remote = try await LoopbackWorker.start(ai: remoteAI, apiKey: key)
+        let remote = try await RunningWorker.start(ai: remoteAI, apiKey: key)
         defer { Task { await remote.stop() } }
         let base = "http://127.0.0.1:\(remote.port)"
 

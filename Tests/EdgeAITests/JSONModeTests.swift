@@ -158,20 +158,9 @@ final class JSONModeModelTests: XCTestCase {
 
     func testWorkerRESTRoute() async throws {
         let ai = try TestModel.ai()
-        let portBox = Locked<Int?>(nil)
-        setenv("LOG_LEVEL", "critical", 1)
-        let app = makeWorkerApplication(ai: ai, configuration: WorkerConfiguration(host: "127.0.0.1", port: 0, model: TestModel.id)) { port in
-            portBox.withLock { $0 = port }
-        }
-        let server = Task { try await app.run() }
-        defer { server.cancel() }
-        var port: Int? = nil
-        for _ in 0..<200 {
-            port = portBox.withLock { $0 }
-            if port != nil { break }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-        let p = try XCTUnwrap(port, "the worker did not start")
+        let worker = try await RunningWorker.start(ai: ai, configuration: WorkerConfiguration(host: "127.0.0.1", port: 0, model: TestModel.id), state: WorkerState())
+        defer { worker.server.cancel() }
+        let p = worker.port
         try await Task.detached {
             let schema = #"{"type":"object","properties":{"color":{"enum":["red","green","blue"]}},"required":["color"]}"#
             let ok = try httpPost(port: p, path: "/ai/run/\(TestModel.id)",

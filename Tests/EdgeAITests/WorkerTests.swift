@@ -99,19 +99,9 @@ private func dechunk(_ data: [UInt8]) throws -> [UInt8] {
 final class WorkerTests: XCTestCase {
     func testWorkerOverHTTP() async throws {
         let ai = try TestModel.ai()
-        let portBox = Locked<Int?>(nil)
-        let config = WorkerConfiguration(host: "127.0.0.1", port: 0, model: TestModel.id)
-        setenv("LOG_LEVEL", "critical", 1)  // Hummingbird's logger: no shutdown chatter in test output
-        let app = makeWorkerApplication(ai: ai, configuration: config) { port in portBox.withLock { $0 = port } }
-        let server = Task { try await app.run() }
-        defer { server.cancel() }
-        var port: Int? = nil
-        for _ in 0..<200 {
-            port = portBox.withLock { $0 }
-            if port != nil { break }
-            try await Task.sleep(nanoseconds: 20_000_000)
-        }
-        let p = try XCTUnwrap(port, "the worker did not start")
+        let worker = try await RunningWorker.start(ai: ai, configuration: WorkerConfiguration(host: "127.0.0.1", port: 0, model: TestModel.id), state: WorkerState())
+        defer { worker.server.cancel() }
+        let p = worker.port
         XCTAssertNotEqual(p, 0)
 
         try await Task.detached {
@@ -164,7 +154,6 @@ final class WorkerTests: XCTestCase {
             XCTAssertTrue(tooLong.text.contains(#""code":5021"#), tooLong.text)
         }.value
 
-        server.cancel()
-        _ = await server.result
+        await worker.stop()
     }
 }
