@@ -119,10 +119,12 @@ enum Py {
     /// in a list in a loop); printing or comparing them recurses once per level. Past this depth, or
     /// when the thread's stack runs low, that is a RecursionError (Python's limit is about 1000).
     static let maxValueDepth = 1000
-    static let depthCheckInterval = 32
+    static let depthCheckInterval = 16
 
+    /// Printing and comparing frames are small: checked every 16 levels with a 64 KiB margin (the
+    /// interpreter's 256 KiB margin would refuse ordinary nesting on a 512 KiB thread).
     static func valueTooDeep(_ depth: Int) -> Bool {
-        depth > maxValueDepth || StackGuard.nearlyExhausted(low: StackGuard.stackLow())
+        depth > maxValueDepth || StackGuard.nearlyExhausted(low: StackGuard.stackLow(), margin: 64 * 1024)
     }
 
     /// Python's `==`. Values nested deeper than `maxValueDepth` compare unequal (Python raises

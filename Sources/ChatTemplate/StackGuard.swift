@@ -47,7 +47,7 @@ enum StackGuard {
     }
 
     /// True when less than `margin` bytes of stack remain below the current frame.
-    static func nearlyExhausted(low: UInt?) -> Bool {
+    static func nearlyExhausted(low: UInt?, margin: UInt = margin) -> Bool {
         guard let low else { return false }
         let sp = currentAddress()
         return sp < low || sp - low < margin
