@@ -29,6 +29,8 @@ for san in "${sanitizers[@]}"; do
     : > "$log"
     export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0:halt_on_error=1}
     export FUZZ_SCALE=${FUZZ_SCALE:-0.1}
+    # time bounds in tests (cancellation within 0.5 s, tokenizer speed) scaled for instrumented builds
+    export EDGEAI_TIME_SLACK=${EDGEAI_TIME_SLACK:-50}
     export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1}
     start=$(date +%s)
     swift build --build-tests --sanitize="$san" --scratch-path ".build/sanitize-$san" >>"$log" 2>&1 || { echo "$san: build failed (see $log)"; status=1; continue; }

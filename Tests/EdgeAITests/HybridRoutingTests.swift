@@ -351,7 +351,7 @@ final class HybridRoutingTests: XCTestCase {
             try await Task.sleep(nanoseconds: 200_000_000)
             pending.cancel()
             await expectAIError(3008) { try await pending.value }
-            XCTAssertLessThan(Date().timeIntervalSince(t1), 5, "streaming: \(streaming)")
+            XCTAssertLessThan(Date().timeIntervalSince(t1), TimeBound.seconds(5), "streaming: \(streaming)")
         }
         // Fallback switched off: the error too.
         try ai.configureRemote(AI.RemoteBackend(url: down), policy: .init(prefer: .remote, fallbackToLocal: false))

@@ -28,6 +28,14 @@ enum TestModel {
     }
 }
 
+/// Time bounds in tests are multiplied by `EDGEAI_TIME_SLACK` (default 1): under a sanitizer
+/// (Tests/sanitize.sh sets 50) every step is 5-50 times slower and a bound meant for an optimized
+/// build would fail on speed, not on behaviour.
+enum TimeBound {
+    static let slack: Double = ProcessInfo.processInfo.environment["EDGEAI_TIME_SLACK"].flatMap(Double.init) ?? 1
+    static func seconds(_ s: Double) -> Double { s * slack }
+}
+
 /// Reference greedy decodings by llama.cpp of the same GGUF (Tests/Fixtures/api).
 struct GreedyCase: Decodable {
     let prompt: String

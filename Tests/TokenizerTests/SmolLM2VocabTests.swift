@@ -188,7 +188,9 @@ final class SmolLM2VocabTests: XCTestCase {
         XCTAssertEqual(tok!.decode(ids), text)
         print(String(format: "SmolLM2 vocab: GGUF open %.1f ms, tokenizer build best %.1f ms; GPL-3 (%d bytes, %d tokens) encode best %.2f ms, first %.2f ms",
                      open, loads.min()!, text.utf8.count, ids.count, times.min()!, times[0]))
-        XCTAssertLessThan(times.min()!, 16, "slower than llama.cpp")
+        // EDGEAI_TIME_SLACK: sanitizer builds (Tests/sanitize.sh) are many times slower.
+        let slack = ProcessInfo.processInfo.environment["EDGEAI_TIME_SLACK"].flatMap(Double.init) ?? 1
+        XCTAssertLessThan(times.min()!, 16 * slack, "slower than llama.cpp")
     }
 }
 
