@@ -46,7 +46,8 @@ static uint8_t *scratch(int k, size_t bytes) {
     return g_buf[k];
 }
 
-static inline float f16f(const uint8_t *p) { return ek_fp16_to_fp32(ek_load_u16(p)); }
+// fp16 -> fp32 with F16C (exact, as ek_fp16_to_fp32; a call per block was 10% of a small batch)
+T5 static inline float f16f(const uint8_t *p) { return _cvtsh_ss(ek_load_u16(p)); }
 
 T5 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
@@ -216,6 +217,92 @@ T5 static void gemm32(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, in
     }
 }
 
+// Small batches of Q8_0 (2 to 2 * TP tokens: one column of pair tiles). Unpacking every weight
+// block into a buffer for so few tokens cost as much as the products, so here the weights are
+// read once in the file's layout and biased in registers, 4 rows at a time, each row block
+// serving every pair; the weight stream is prefetched ahead as in the decode kernel. Per lane
+// the same arithmetic as tile32 (exact int32 lanes, fma with d_w * d_a in block order): the
+// same bits as decode.
+T5 static inline __attribute__((always_inline)) void small_tile_q8(const uint8_t *p, size_t rs, int64_t nb,
+                                                                  const pk32 *P, const int NR, const int NP,
+                                                                  size_t dist, __m512 acc[TR][TP]) {
+    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NP; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *q = p + 34 * b;
+        if (dist) {   // the row group `dist` bytes ahead, 4 * 34 bytes per block step
+            const char *f = (const char *)(p + dist + 4 * 34 * b);
+            _mm_prefetch(f, _MM_HINT_T0);
+            _mm_prefetch(f + 64, _MM_HINT_T0);
+            _mm_prefetch(f + 128, _MM_HINT_T0);
+        }
+        __m512i u[TR];
+        __m512 dw[TR];
+        for (int i = 0; i < NR; i++) {
+            u[i] = _mm512_broadcast_i64x4(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + i * rs + 2)), bias));
+            dw[i] = _mm512_set1_ps(f16f(q + i * rs));
+        }
+        for (int j = 0; j < NP; j++) {
+            const pk32 *k = P + j * nb + b;
+            const __m512i x = _mm512_load_si512(&k->x), c = _mm512_load_si512(&k->c);
+            const __m512 dx = _mm512_load_ps(&k->d);
+            for (int i = 0; i < NR; i++)
+                acc[i][j] = _mm512_fmadd_ps(_mm512_mul_ps(dw[i], dx), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, u[i], x)), acc[i][j]);
+        }
+    }
+}
+
+T5 static inline __attribute__((always_inline)) void small_q8_body(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1,
+                                                                  int64_t nb, const pk32 *P, int64_t ntok, const int NP,
+                                                                  float *y, float *accum, int64_t ys) {
+    const size_t group = 4 * rs, dist = group * ((4096 + group - 1) / group);
+    const size_t span = (size_t)(r1 - r0) * rs;
+    for (size_t o = 0; o < dist && o < span; o += 64) _mm_prefetch((const char *)(Wt + (size_t)r0 * rs + o), _MM_HINT_T0);
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        __m512 acc[TR][TP];
+        // no prefetch past the rows of this call (another thread's, or past the matrix)
+        small_tile_q8(Wt + (size_t)r * rs, rs, nb, P, 4, NP, (size_t)(r1 - r) * rs > dist + group ? dist : 0, acc);
+        if (NP == TP && ntok == 2 * TP) {   // a full tile: 32 results at once
+            float v[32];
+            hsum8x32(&acc[0][0], v);
+            for (int L = 0; L < 32; L++) {
+                const int vi = 16 * (L / 16) + 4 * (L % 4) + (L % 16) / 4, k = vi / 2;
+                const int64_t row = r + k / TP, tok = 2 * (k % TP) + (vi & 1);
+                if (accum) accum[tok * ys + row] += v[L]; else y[tok * ys + row] = v[L];
+            }
+            continue;
+        }
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < NP; j++) store_pair(acc[i][j], r + i, 2 * j, 2 * j + 1 < ntok, y, accum, ys);
+    }
+    for (; r < r1; r++) {
+        __m512 acc[TR][TP];
+        small_tile_q8(Wt + (size_t)r * rs, rs, nb, P, 1, NP, 0, acc);
+        for (int j = 0; j < NP; j++) store_pair(acc[0][j], r, 2 * j, 2 * j + 1 < ntok, y, accum, ys);
+    }
+}
+
+T5 static void small_q8_1(const uint8_t *W, size_t rs, int64_t r0, int64_t r1, int64_t nb, const pk32 *P, int64_t n, float *y, float *a, int64_t ys) { small_q8_body(W, rs, r0, r1, nb, P, n, 1, y, a, ys); }
+T5 static void small_q8_2(const uint8_t *W, size_t rs, int64_t r0, int64_t r1, int64_t nb, const pk32 *P, int64_t n, float *y, float *a, int64_t ys) { small_q8_body(W, rs, r0, r1, nb, P, n, 2, y, a, ys); }
+T5 static void small_q8_3(const uint8_t *W, size_t rs, int64_t r0, int64_t r1, int64_t nb, const pk32 *P, int64_t n, float *y, float *a, int64_t ys) { small_q8_body(W, rs, r0, r1, nb, P, n, 3, y, a, ys); }
+T5 static void small_q8_4(const uint8_t *W, size_t rs, int64_t r0, int64_t r1, int64_t nb, const pk32 *P, int64_t n, float *y, float *a, int64_t ys) { small_q8_body(W, rs, r0, r1, nb, P, n, 4, y, a, ys); }
+
+T5 static void gemm_q8_small(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                             const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
+    const int64_t nb = ncols / 32;
+    pk32 *P = (pk32 *)scratch(0, sizeof(pk32) * (size_t)(TB / 2) * (size_t)nb);
+    if (!P) return;
+    pack32(A, as, 0, ntok, nb, 128, P);
+    switch ((ntok + 1) / 2) {
+    case 1: small_q8_1(Wt, rs, r0, r1, nb, P, ntok, y, accum, ys); break;
+    case 2: small_q8_2(Wt, rs, r0, r1, nb, P, ntok, y, accum, ys); break;
+    case 3: small_q8_3(Wt, rs, r0, r1, nb, P, ntok, y, accum, ys); break;
+    default: small_q8_4(Wt, rs, r0, r1, nb, P, ntok, y, accum, ys); break;
+    }
+}
+
 // ---- Q6_K ------------------------------------------------------------------------------------
 
 // Activation pack for one pair and super-block: 8 chunks of both tokens' 32 bytes, both
@@ -354,7 +441,7 @@ T5 static void gemm6(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64
 typedef struct { __m512i a[64]; __m512i b[8]; __m512 d; } pk4;                // 16 tokens, one super-block
 typedef struct { uint32_t u[64]; int32_t sc[8], mn[8]; float d, dmin; uint8_t pad[56]; } wk4;   // one row, one super-block
 
-static void unpack4(const uint8_t *w, int64_t nsb, wk4 *o) {
+T5 static void unpack4(const uint8_t *w, int64_t nsb, wk4 *o) {
     for (int64_t s = 0; s < nsb; s++, o++) {
         const uint8_t *p = w + 144 * s;
         uint8_t v[256];
@@ -716,6 +803,11 @@ T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_
     if (type == EK_TYPE_Q5_K) {
         if (!scratch(0, sizeof(pk6) * (TB / 2) * (size_t)(ncols / 256)) || !scratch(1, sizeof(wk5) * RB * (size_t)(ncols / 256))) return 0;
         gemm5((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
+        return 1;
+    }
+    if (type == EK_TYPE_Q8_0 && ntok <= 2 * TP) {
+        if (!scratch(0, sizeof(pk32) * (TB / 2) * (size_t)(ncols / 32))) return 0;
+        gemm_q8_small((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
         return 1;
     }
     if (type == EK_TYPE_Q6_K) {

@@ -132,7 +132,8 @@ static const ek_vec_dot_fn k_q4K_ggml[3] = DOTS(q4_K_q8_K);
 /// Batches of up to this many tokens use the decode kernels token by token over blocks of 64
 /// rows (each block's weights are read from memory once and stay in cache for the other tokens):
 /// for the few tokens of a decode step of several sequences this beats the tiled kernels, which
-/// unpack every weight block for as few as two tokens.
+/// unpack every weight block for as few as two tokens. Not for Q8_0 on AVX-512 VNNI, whose
+/// small-batch kernel reads the weights once for all tokens.
 static int g_small_batch = 4;
 
 void ek_set_small_batch(int n) { g_small_batch = n < 1 ? 1 : n; }
@@ -147,29 +148,10 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     const int64_t as = t->a_stride[p];
     float *acc = t->acc[p], *y = t->y[p];
 
-    if (ntok > 1 && ntok <= g_small_batch && t->type[p] == EK_TYPE_Q8_0 && current_level() == 2) {
-        // Q8_0: the decode kernel two tokens at a time (same bits), block by block
-        float tmp0[64], tmp1[64];
-        for (int64_t r = r0; r < r1; r += 64) {
-            const int64_t m = r1 - r < 64 ? r1 - r : 64;
-            int64_t k = 0;
-            for (; k + 2 <= ntok; k += 2) {
-                float *o0 = acc ? tmp0 - r : y + k * ys, *o1 = acc ? tmp1 - r : y + (k + 1) * ys;
-                ek_matvec2_q8_0_avx512vnni(t->w[p], ncols, r, r + m, A + k * as, A + (k + 1) * as, o0, o1);
-                if (acc) {
-                    for (int64_t i = 0; i < m; i++) acc[k * ys + r + i] += tmp0[i];
-                    for (int64_t i = 0; i < m; i++) acc[(k + 1) * ys + r + i] += tmp1[i];
-                }
-            }
-            if (k < ntok) {
-                float *o0 = acc ? tmp0 - r : y + k * ys;
-                ek_matvec_q8_0(t->w[p], ncols, r, r + m, A + k * as, o0);
-                if (acc) for (int64_t i = 0; i < m; i++) acc[k * ys + r + i] += tmp0[i];
-            }
-        }
-        return;
-    }
-    if (ntok > 1 && ntok <= g_small_batch) {   // a few tokens: decode kernels, block by block
+    // (Q8_0 on AVX-512 VNNI has its own small-batch kernel, ek_gemm_avx512: weights read once for
+    // up to 8 tokens, without the unpack of the tiled path.)
+    const int q8_small = t->type[p] == EK_TYPE_Q8_0 && current_level() == 2;
+    if (ntok > 1 && ntok <= g_small_batch && !q8_small) {   // a few tokens: decode kernels, block by block
         ek_mm_task one = *t;
         one.n_tok = 1;
         for (int64_t r = r0; r < r1; r += 64) {

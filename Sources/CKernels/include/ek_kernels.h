@@ -132,9 +132,6 @@ void ek_matvec_q8_0(const void *w, int64_t ncols, int64_t row0, int64_t row1,
 void ek_matvec_q8_0_scalar(const void *w, int64_t ncols, int64_t row0, int64_t row1, const void *xq, float *y);
 void ek_matvec_q8_0_avx2(const void *w, int64_t ncols, int64_t row0, int64_t row1, const void *xq, float *y);
 void ek_matvec_q8_0_avx512vnni(const void *w, int64_t ncols, int64_t row0, int64_t row1, const void *xq, float *y);
-/// Two tokens at once (bit-identical to two ek_matvec_q8_0_avx512vnni calls); AVX-512 VNNI CPUs only.
-void ek_matvec2_q8_0_avx512vnni(const void *w, int64_t ncols, int64_t row0, int64_t row1,
-                                const void *xq0, const void *xq1, float *y0, float *y1);
 
 // ---- float helpers ----------------------------------------------------------------
 
