@@ -35,7 +35,8 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["CKernels"]),
         // Stage 2: text.
         .target(name: "Tokenizer", dependencies: ["GGUF"]),
-        .target(name: "ChatTemplate"),
+        .target(name: "CStackPointer", path: "Sources/CStackPointer"),
+        .target(name: "ChatTemplate", dependencies: ["CStackPointer"]),
         // Stage 3: the model.
         .target(name: "Transformer", dependencies: ["GGUF", "CKernels", "COpenBLAS"]),
         // Stage 4: choosing tokens.

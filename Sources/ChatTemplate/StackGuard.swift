@@ -1,3 +1,4 @@
+import CStackPointer
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -39,11 +40,11 @@ enum StackGuard {
         #endif
     }
 
-    /// Approximate current stack pointer.
+    /// Approximate current stack pointer (a frame address: a local's address would be on
+    /// AddressSanitizer's heap fake stack in sanitized builds).
     @inline(never)
     static func currentAddress() -> UInt {
-        var marker: UInt8 = 0
-        return withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+        UInt(edgeai_stack_pointer())
     }
 
     /// True when less than `margin` bytes of stack remain below the current frame.
