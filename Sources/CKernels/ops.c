@@ -1036,21 +1036,33 @@ void ek_attn_row_ext(const float *q, const uint16_t *k, const uint16_t *vt, int6
 // ---------------------------------------------------------------------------------------
 // attention pool task (the weight products run through ek_mm_task, types.c)
 
-void ek_attn_task_run(void *ctx, int ith, int nth) {
-    const ek_attn_task *t = (const ek_attn_task *)ctx;
+// Whether a task takes the grouped AVX-512 path: its work items are (token, KV head) pairs,
+// otherwise (token, head) pairs.
+static int attn_grouped(const ek_attn_task *t) {
+#if EK_X86
+    const int64_t hd = t->head_dim, group = t->n_head / t->n_head_kv;
+    return (t->mode == EK_ATTN_GGML_VEC || t->mode == EK_ATTN_GGML_TINYBLAS) && level() == LVL_AVX512 && hd % 64 == 0 &&
+           hd <= 256 && group <= 8 && !ek_attn_slow && t->out_q8 == NULL &&
+           t->scratch_stride >= group * EK_ATTN_HEAD_SCRATCH(t->kv_len);
+#else
+    (void)t;
+    return 0;
+#endif
+}
+
+static int64_t attn_items(const ek_attn_task *t) {
+    return t->n_tok * (attn_grouped(t) ? t->n_head_kv : t->n_head);
+}
+
+// Work items [i0, i1) of a task, with thread ith's scratch.
+static void attn_run_items(const ek_attn_task *t, int64_t i0, int64_t i1, int ith) {
     const int64_t hd = t->head_dim;
     const int64_t group = t->n_head / t->n_head_kv;
-    const int64_t items = t->n_tok * t->n_head;
-    const int64_t i0 = items * ith / nth, i1 = items * (ith + 1) / nth;
     float *scratch = t->scratch + (int64_t)ith * t->scratch_stride;
 #if EK_X86
     // the heads of a KV group together (K/V converted once for all of them), same bits per head
-    if ((t->mode == EK_ATTN_GGML_VEC || t->mode == EK_ATTN_GGML_TINYBLAS) && level() == LVL_AVX512 && hd % 64 == 0 &&
-        hd <= 256 && group <= 8 && !ek_attn_slow && t->out_q8 == NULL &&
-        t->scratch_stride >= group * EK_ATTN_HEAD_SCRATCH(t->kv_len)) {
-        const int64_t gitems = t->n_tok * t->n_head_kv;
-        const int64_t g0 = gitems * ith / nth, g1 = gitems * (ith + 1) / nth;
-        for (int64_t it = g0; it < g1; it++) {
+    if (attn_grouped(t)) {
+        for (int64_t it = i0; it < i1; it++) {
             const int64_t tok = it / t->n_head_kv, g = it % t->n_head_kv;
             const int64_t pos = t->pos0 + tok;
             const int64_t first = t->window > 0 && pos + 1 > t->window ? pos + 1 - t->window : 0;
@@ -1071,6 +1083,26 @@ void ek_attn_task_run(void *ctx, int ith, int nth) {
                         t->kv_len, first, pos + 1, hd, t->scale, t->softcap, t->mode, scratch, o);
         if (t->out_q8)
             ek_quantize_row_q8_0(o, (uint8_t *)t->out_q8 + tok * t->out_q8_stride + h * (hd / 32) * EK_Q8_0_BLOCK_BYTES, hd);
+    }
+}
+
+void ek_attn_task_run(void *ctx, int ith, int nth) {
+    const ek_attn_task *t = (const ek_attn_task *)ctx;
+    const int64_t items = attn_items(t);
+    attn_run_items(t, items * ith / nth, items * (ith + 1) / nth, ith);
+}
+
+void ek_attn_multi_task_run(void *ctx, int ith, int nth) {
+    const ek_attn_multi_task *m = (const ek_attn_multi_task *)ctx;
+    int64_t total = 0;
+    for (int64_t k = 0; k < m->n_tasks; k++) total += attn_items(&m->tasks[k]);
+    const int64_t g0 = total * ith / nth, g1 = total * (ith + 1) / nth;
+    int64_t base = 0;
+    for (int64_t k = 0; k < m->n_tasks && base < g1; k++) {
+        const int64_t n = attn_items(&m->tasks[k]);
+        const int64_t lo = g0 > base ? g0 - base : 0, hi = g1 - base < n ? g1 - base : n;
+        if (lo < hi) attn_run_items(&m->tasks[k], lo, hi, ith);
+        base += n;
     }
 }
 

@@ -179,38 +179,71 @@ final class Forward {
     /// Appends this batch's k, v to layer l's cache, then
     /// att = softmax(scale · q·Kᵀ [softcapped] [within the sliding window], causal) · V.
     func attention(layer l: Int, scale: Float) {
-        for seg in segments { attention(layer: l, scale: scale, seg) }
+        if blas || segments.count == 1 {
+            for seg in segments { attention(layer: l, scale: scale, seg) }
+            return
+        }
+        // Several sequences (a continuous-batching step): one parallel pass stores every
+        // segment's K/V rows and one pool task splits the attention items of all segments
+        // between the threads (per sequence, a step of 1 token had 3 KV-head items for 2
+        // threads and a pool round trip each). Every item computes as alone: same bits.
+        var rows: [(Int, Int)] = []
+        rows.reserveCapacity(n)
+        for (k, seg) in segments.enumerated() { for i in 0..<seg.count { rows.append((k, i)) } }
+        let segs = segments
+        pool.run { ith, nth in
+            for j in (rows.count * ith / nth)..<(rows.count * (ith + 1) / nth) {
+                self.storeKV(layer: l, segs[rows[j].0], row: rows[j].1)
+            }
+        }
+        var tasks = segments.map { attentionTask(layer: l, scale: scale, $0) }
+        tasks.withUnsafeMutableBufferPointer { buf in
+            var m = ek_attn_multi_task(tasks: UnsafePointer(buf.baseAddress), n_tasks: Int64(buf.count))
+            pool.run(ek_attn_multi_task_run, context: &m)
+        }
+    }
+
+    /// Layer l's cache holds positions base..<base+cap in slots 0..<cap (sliding layers keep only
+    /// recent positions); the kernels index it by slot, positions relative to base.
+    private func cacheView(layer l: Int, _ seg: Segment) -> (k: UnsafeMutablePointer<UInt16>, v: UnsafeMutablePointer<UInt16>, cap: Int, slot0: Int) {
+        let cache = seg.session
+        let cap = cache.kvCapacity[l], base = c.slidingLayers[l] ? cache.slidingBase : 0
+        return (cache.kCache + cache.kvOffset[l], cache.vCache + cache.kvOffset[l], cap, seg.pos0 - base)
+    }
+
+    /// Row i of a segment: its K (as F16) into the cache, its V into the transposed V cache.
+    private func storeKV(layer l: Int, _ seg: Segment, row i: Int) {
+        let (kc, vc, cap, slot0) = cacheView(layer: l, seg)
+        let row = s.qkv + (seg.start + i) * qkvWidth
+        for g in 0..<nkv {
+            ek_f32_to_f16_row(row + dq + g * hd, kc + g * cap * hd + (slot0 + i) * hd, Int64(hd))
+            ek_f32_to_f16_strided(row + dq + dkv + g * hd, vc + g * hd * cap + slot0 + i, Int64(hd), Int64(cap))
+        }
+    }
+
+    /// The decode-arithmetic attention of a segment's rows: llama.cpp's decode one (vec_dot over
+    /// the f16 cache) for every batch size, or its flash-attention kernel when asked for.
+    private func attentionTask(layer l: Int, scale: Float, _ seg: Segment) -> ek_attn_task {
+        let (kc, vc, cap, slot0) = cacheView(layer: l, seg)
+        let window = c.slidingLayers[l] ? (c.slidingWindow ?? 0) : 0
+        let mode = model.options.attention == .llamaCppFlashAttention ? EK_ATTN_GGML_FLASH : EK_ATTN_GGML_VEC
+        let outWidth = c.attentionOutputDimension
+        return ek_attn_task(q: s.qkv + seg.start * qkvWidth, q_stride: Int64(qkvWidth), k: kc, vt: vc, kv_len: Int64(cap),
+                            out: s.att + seg.start * outWidth, out_stride: Int64(outWidth), out_q8: nil, out_q8_stride: 0,
+                            scratch: session.attnScratch.floats, scratch_stride: Int64(session.attnScratchStride),
+                            n_tok: Int64(seg.count), pos0: Int64(slot0), n_head: Int64(nh), n_head_kv: Int64(nkv),
+                            head_dim: Int64(hd), scale: scale, mode: Int32(mode.rawValue),
+                            window: Int64(window), softcap: c.attentionSoftcap ?? 0)
     }
 
     private func attention(layer l: Int, scale: Float, _ seg: Segment) {
-        // Layer l's cache holds positions base..<base+cap in slots 0..<cap (sliding layers keep
-        // only recent positions); the kernels index it by slot, positions relative to base.
-        let cache = seg.session
-        let cap = cache.kvCapacity[l], base = c.slidingLayers[l] ? cache.slidingBase : 0
-        let kc = cache.kCache + cache.kvOffset[l], vc = cache.vCache + cache.kvOffset[l]
-        let w = qkvWidth, hd = hd, nkv = nkv, dq = dq, dkv = dkv, slot0 = seg.pos0 - base
-        let qkv = s.qkv + seg.start * w, outWidth = c.attentionOutputDimension
-        forEachRow(seg.count) { i in
-            let row = qkv + i * w
-            for g in 0..<nkv {
-                ek_f32_to_f16_row(row + dq + g * hd, kc + g * cap * hd + (slot0 + i) * hd, Int64(hd))
-                ek_f32_to_f16_strided(row + dq + dkv + g * hd, vc + g * hd * cap + slot0 + i, Int64(hd), Int64(cap))
-            }
-        }
-        let window = c.slidingLayers[l] ? (c.slidingWindow ?? 0) : 0
-        let softcap = c.attentionSoftcap ?? 0
+        forEachRow(seg.count) { i in storeKV(layer: l, seg, row: i) }
         if blas {
-            blasAttention(n: n, pos0: slot0, cap: cap, kc: kc, vc: vc, scale: scale, window: window, softcap: softcap)
+            let (kc, vc, cap, slot0) = cacheView(layer: l, seg)
+            let window = c.slidingLayers[l] ? (c.slidingWindow ?? 0) : 0
+            blasAttention(n: n, pos0: slot0, cap: cap, kc: kc, vc: vc, scale: scale, window: window, softcap: c.attentionSoftcap ?? 0)
         } else {
-            // One arithmetic for every batch size: llama.cpp's decode one (vec_dot over the f16
-            // cache), or its flash-attention kernel when asked for.
-            let mode = model.options.attention == .llamaCppFlashAttention ? EK_ATTN_GGML_FLASH : EK_ATTN_GGML_VEC
-            var a = ek_attn_task(q: qkv, q_stride: Int64(w), k: kc, vt: vc, kv_len: Int64(cap),
-                                 out: s.att + seg.start * outWidth, out_stride: Int64(outWidth), out_q8: nil, out_q8_stride: 0,
-                                 scratch: session.attnScratch.floats, scratch_stride: Int64(session.attnScratchStride),
-                                 n_tok: Int64(seg.count), pos0: Int64(slot0), n_head: Int64(nh), n_head_kv: Int64(nkv),
-                                 head_dim: Int64(hd), scale: scale, mode: Int32(mode.rawValue),
-                                 window: Int64(window), softcap: softcap)
+            var a = attentionTask(layer: l, scale: scale, seg)
             pool.run(ek_attn_task_run, context: &a)
         }
     }

@@ -110,6 +110,39 @@ final class TinyModelTests: XCTestCase {
         }
     }
 
+    /// Continuous batching: sessions at different positions evaluated in one step (decode tokens
+    /// and prefill chunks mixed) get, row for row, the bits each gets alone, and their caches
+    /// continue alike. Head width 32 (the per-head attention path) and 64 (the grouped one).
+    func testSequencesInOneStepMatchAlone() throws {
+        for spec in [TinyModel(), TinyModel(width: 256, heads: 4, kvHeads: 2, ff: 256)] {
+            let m = try model(spec) { $0.maxBatch = 64 }
+            let prefixes = [1, 5, 12, 3, 9, 2].enumerated().map { tokens($0.element, seed: UInt64(10 + $0.offset)) }
+            let steps = [1, 1, 3, 1, 7, 1].enumerated().map { tokens($0.element, seed: UInt64(30 + $0.offset)) }
+            let next = tokens(prefixes.count, seed: 99)
+            var alone: [[Float]] = [], aloneNext: [[Float]] = []
+            for k in prefixes.indices {
+                let s = try m.makeSession(contextLength: 40)
+                _ = try s.evaluateAll(prefixes[k])
+                alone.append(try s.evaluateAll(steps[k]).last!)
+                aloneNext.append(Array(try s.decode(next[k])))
+            }
+            let sessions = try prefixes.map { p -> TransformerSession in
+                let s = try m.makeSession(contextLength: 40)
+                _ = try s.evaluateAll(p)
+                return s
+            }
+            for (round, want) in [(0, alone), (1, aloneNext)] {
+                let parts = sessions.indices.map { SequenceTokens(sessions[$0], round == 0 ? steps[$0] : [next[$0]]) }
+                let rows = try m.evaluate(parts) { logits in
+                    (0..<parts.count).map { Array(logits[($0 * spec.vocab)..<(($0 + 1) * spec.vocab)]) }
+                }
+                for k in sessions.indices {
+                    XCTAssertEqual(rows[k].map(\.bitPattern), want[k].map(\.bitPattern), "head width \(spec.headDim), sequence \(k), step \(round)")
+                }
+            }
+        }
+    }
+
     /// A batch on the OpenBLAS path against single decodes. The float products sum in another
     /// order than the int8 ones; the Q8_0 rounding of later activations turns those last-bit
     /// differences into logit differences of ~1% of the range (as between llama.cpp's own paths).

@@ -109,7 +109,16 @@ typedef struct {
     int64_t window;        // > 0: token at position p attends only to p-window+1 ... p (sliding window)
     float softcap;         // > 0: scores s become softcap*tanh(s/softcap) before the softmax
 } ek_attn_task;
+
+/// Several attention tasks (the sequences of one continuous-batching step) as one pool task:
+/// their work items are split between the threads together, each item computed as by
+/// ek_attn_task_run (same bits). Every task's scratch must be the same per-thread buffers.
+typedef struct {
+    const ek_attn_task *tasks;
+    int64_t n_tasks;
+} ek_attn_multi_task;
 void ek_attn_task_run(void *ctx, int ith, int nth);
+void ek_attn_multi_task_run(void *ctx, int ith, int nth);
 
 /// One query row of the above (single-threaded): out[0..<hd] = attention of q over positions
 /// 0..<n_pos of one KV head (k: [kv_len][hd], vt: [hd][kv_len]); scratch as in ek_attn_task.
