@@ -32,6 +32,7 @@
 #define RB 32    // rows per weight unpack
 #define TR 4     // rows per register tile
 #define TP 4     // pairs per register tile
+#define EK_Q8_SMALL_MAX 32   // Q8_0 batches up to this many tokens: the small-batch kernel
 
 // Per-thread buffers, grown on demand (the pool's threads live as long as the process).
 static _Thread_local uint8_t *g_buf[2];
@@ -217,10 +218,10 @@ T5 static void gemm32(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, in
     }
 }
 
-// Small batches of Q8_0 (2 to 2 * TP tokens: one column of pair tiles). Unpacking every weight
-// block into a buffer for so few tokens cost as much as the products, so here the weights are
-// read once in the file's layout and biased in registers, 4 rows at a time, each row block
-// serving every pair; the weight stream is prefetched ahead as in the decode kernel. Per lane
+// Small batches of Q8_0 (2 to EK_Q8_SMALL_MAX tokens). Unpacking every weight block into a
+// buffer for so few tokens cost as much as the products, so here the weights are read once in
+// the file's layout and biased in registers, 4 rows at a time, each row block serving up to TP
+// pairs (further tiles of pairs re-read the 4 rows from L1); the weight stream is prefetched ahead as in the decode kernel. Per lane
 // the same arithmetic as tile32 (exact int32 lanes, fma with d_w * d_a in block order): the
 // same bits as decode.
 T5 static inline __attribute__((always_inline)) void small_tile_q8(const uint8_t *p, size_t rs, int64_t nb,
@@ -253,41 +254,56 @@ T5 static inline __attribute__((always_inline)) void small_tile_q8(const uint8_t
     }
 }
 
-T5 static inline __attribute__((always_inline)) void small_q8_body(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1,
-                                                                  int64_t nb, const pk32 *P, int64_t ntok, const int NP,
-                                                                  float *y, float *accum, int64_t ys) {
+// Rows [r0, r1) in groups of 4; per group the pairs in tiles of up to TP (a group's weights,
+// 4 rows, stay in L1 for the next tile of pairs).
+T5 static void small_q8_rows(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t nb, const pk32 *P,
+                             int64_t ntok, float *y, float *accum, int64_t ys) {
+    const int64_t npairs = (ntok + 1) / 2;
     const size_t group = 4 * rs, dist = group * ((4096 + group - 1) / group);
     const size_t span = (size_t)(r1 - r0) * rs;
     for (size_t o = 0; o < dist && o < span; o += 64) _mm_prefetch((const char *)(Wt + (size_t)r0 * rs + o), _MM_HINT_T0);
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        __m512 acc[TR][TP];
-        // no prefetch past the rows of this call (another thread's, or past the matrix)
-        small_tile_q8(Wt + (size_t)r * rs, rs, nb, P, 4, NP, (size_t)(r1 - r) * rs > dist + group ? dist : 0, acc);
-        if (NP == TP && ntok == 2 * TP) {   // a full tile: 32 results at once
-            float v[32];
-            hsum8x32(&acc[0][0], v);
-            for (int L = 0; L < 32; L++) {
-                const int vi = 16 * (L / 16) + 4 * (L % 4) + (L % 16) / 4, k = vi / 2;
-                const int64_t row = r + k / TP, tok = 2 * (k % TP) + (vi & 1);
-                if (accum) accum[tok * ys + row] += v[L]; else y[tok * ys + row] = v[L];
+    for (int64_t r = r0; r < r1; r += 4) {
+        const int nr = r1 - r < 4 ? 1 : 4;   // a tail of 1-3 rows goes one row at a time
+        for (int64_t rr = r; rr < r + (nr == 4 ? 1 : (r1 - r)); rr++) {
+            const int64_t row = nr == 4 ? r : rr;
+            for (int64_t pg = 0; pg < npairs; pg += TP) {
+                const int np = (int)(npairs - pg < TP ? npairs - pg : TP);
+                // prefetch the next row group once, with the first tile of pairs
+                const size_t pf = pg == 0 && nr == 4 && (size_t)(r1 - r) * rs > dist + group ? dist : 0;
+                const pk32 *Pp = P + pg * nb;
+                __m512 acc[TR][TP];
+                if (nr == 4) {
+                    switch (np) {
+                    case 4: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 4, 4, pf, acc); break;
+                    case 3: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 4, 3, pf, acc); break;
+                    case 2: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 4, 2, pf, acc); break;
+                    default: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 4, 1, pf, acc); break;
+                    }
+                } else {
+                    switch (np) {
+                    case 4: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 1, 4, 0, acc); break;
+                    case 3: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 1, 3, 0, acc); break;
+                    case 2: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 1, 2, 0, acc); break;
+                    default: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 1, 1, 0, acc); break;
+                    }
+                }
+                const int64_t t = 2 * pg;
+                if (nr == 4 && np == TP && t + 2 * TP <= ntok) {   // a full tile: 32 results at once
+                    float v[32];
+                    hsum8x32(&acc[0][0], v);
+                    for (int L = 0; L < 32; L++) {
+                        const int vi = 16 * (L / 16) + 4 * (L % 4) + (L % 16) / 4, k = vi / 2;
+                        const int64_t orow = row + k / TP, tok = t + 2 * (k % TP) + (vi & 1);
+                        if (accum) accum[tok * ys + orow] += v[L]; else y[tok * ys + orow] = v[L];
+                    }
+                    continue;
+                }
+                for (int i = 0; i < nr; i++)
+                    for (int j = 0; j < np; j++) store_pair(acc[i][j], row + i, t + 2 * j, t + 2 * j + 1 < ntok, y, accum, ys);
             }
-            continue;
         }
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < NP; j++) store_pair(acc[i][j], r + i, 2 * j, 2 * j + 1 < ntok, y, accum, ys);
-    }
-    for (; r < r1; r++) {
-        __m512 acc[TR][TP];
-        small_tile_q8(Wt + (size_t)r * rs, rs, nb, P, 1, NP, 0, acc);
-        for (int j = 0; j < NP; j++) store_pair(acc[0][j], r, 2 * j, 2 * j + 1 < ntok, y, accum, ys);
     }
 }
-
-T5 static void small_q8_1(const uint8_t *W, size_t rs, int64_t r0, int64_t r1, int64_t nb, const pk32 *P, int64_t n, float *y, float *a, int64_t ys) { small_q8_body(W, rs, r0, r1, nb, P, n, 1, y, a, ys); }
-T5 static void small_q8_2(const uint8_t *W, size_t rs, int64_t r0, int64_t r1, int64_t nb, const pk32 *P, int64_t n, float *y, float *a, int64_t ys) { small_q8_body(W, rs, r0, r1, nb, P, n, 2, y, a, ys); }
-T5 static void small_q8_3(const uint8_t *W, size_t rs, int64_t r0, int64_t r1, int64_t nb, const pk32 *P, int64_t n, float *y, float *a, int64_t ys) { small_q8_body(W, rs, r0, r1, nb, P, n, 3, y, a, ys); }
-T5 static void small_q8_4(const uint8_t *W, size_t rs, int64_t r0, int64_t r1, int64_t nb, const pk32 *P, int64_t n, float *y, float *a, int64_t ys) { small_q8_body(W, rs, r0, r1, nb, P, n, 4, y, a, ys); }
 
 T5 static void gemm_q8_small(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                              const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
@@ -295,12 +311,7 @@ T5 static void gemm_q8_small(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r
     pk32 *P = (pk32 *)scratch(0, sizeof(pk32) * (size_t)(TB / 2) * (size_t)nb);
     if (!P) return;
     pack32(A, as, 0, ntok, nb, 128, P);
-    switch ((ntok + 1) / 2) {
-    case 1: small_q8_1(Wt, rs, r0, r1, nb, P, ntok, y, accum, ys); break;
-    case 2: small_q8_2(Wt, rs, r0, r1, nb, P, ntok, y, accum, ys); break;
-    case 3: small_q8_3(Wt, rs, r0, r1, nb, P, ntok, y, accum, ys); break;
-    default: small_q8_4(Wt, rs, r0, r1, nb, P, ntok, y, accum, ys); break;
-    }
+    small_q8_rows(Wt, rs, r0, r1, nb, P, ntok, y, accum, ys);
 }
 
 // ---- Q6_K ------------------------------------------------------------------------------------
@@ -805,7 +816,7 @@ T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_
         gemm5((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
         return 1;
     }
-    if (type == EK_TYPE_Q8_0 && ntok <= 2 * TP) {
+    if (type == EK_TYPE_Q8_0 && ntok <= EK_Q8_SMALL_MAX) {
         if (!scratch(0, sizeof(pk32) * (TB / 2) * (size_t)(ncols / 32))) return 0;
         gemm_q8_small((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
         return 1;

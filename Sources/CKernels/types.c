@@ -149,7 +149,7 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     float *acc = t->acc[p], *y = t->y[p];
 
     // (Q8_0 on AVX-512 VNNI has its own small-batch kernel, ek_gemm_avx512: weights read once for
-    // up to 8 tokens, without the unpack of the tiled path.)
+    // up to 32 tokens, without the unpack of the tiled path.)
     const int q8_small = t->type[p] == EK_TYPE_Q8_0 && current_level() == 2;
     if (ntok > 1 && ntok <= g_small_batch && !q8_small) {   // a few tokens: decode kernels, block by block
         ek_mm_task one = *t;
