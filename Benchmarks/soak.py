@@ -92,14 +92,33 @@ def request(host, port, path, body, timeout):
     return conn, conn.getresponse()
 
 
-def client_loop(host, port, deadline, stats, rng, timeout, max_tokens):
+def metric(host, port, name):
+    """A gauge of the worker's /metrics (None when unavailable)."""
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+    except (OSError, http.client.HTTPException):
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def client_loop(host, port, deadline, stats, rng, timeout, max_tokens, disconnect_share=0.15):
+    # shares: bad bodies 0.20, disconnecting streams `disconnect_share`, the rest split 30:10:25
+    # between REST, the seed route and streams read to the end
+    good = 0.80 - disconnect_share
+    t_rest, t_seed, t_stream = good * 30 / 65, good * 40 / 65, good
     rest = "/ai/run/" + urllib.parse.quote(MODEL)
     while time.time() < deadline:
         r = rng.random()
         prompt = rng.choice(PROMPTS)
         t0 = time.time()
         try:
-            if r < 0.30:
+            if r < t_rest:
                 kind = "rest"
                 body = json.dumps({"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
                                    "temperature": rng.choice([0, 0.7])}).encode()
@@ -114,7 +133,7 @@ def client_loop(host, port, deadline, stats, rng, timeout, max_tokens):
                     stats.bad(f"{kind}: bad envelope {data[:120]!r}")
                     continue
                 stats.ok(kind, time.time() - t0)
-            elif r < 0.40:
+            elif r < t_seed:
                 kind = "seed-route"
                 conn, resp = request(host, port, "/", json.dumps({"prompt": prompt}).encode(), timeout)
                 data = resp.read()
@@ -123,7 +142,7 @@ def client_loop(host, port, deadline, stats, rng, timeout, max_tokens):
                     stats.bad(f"{kind}: HTTP {resp.status} {data[:120]!r}")
                     continue
                 stats.ok(kind, time.time() - t0)
-            elif r < 0.65:
+            elif r < t_stream:
                 kind = "stream"
                 body = json.dumps({"prompt": prompt, "stream": True, "max_tokens": max_tokens}).encode()
                 conn, resp = request(host, port, rest, body, timeout)
@@ -151,7 +170,7 @@ def client_loop(host, port, deadline, stats, rng, timeout, max_tokens):
                     if first is not None:
                         stats.first_event.append(first)
                 stats.ok(kind, time.time() - t0)
-            elif r < 0.80:
+            elif r < 0.80:   # disconnecting streams
                 kind = "stream-disconnect"
                 body = json.dumps({"prompt": prompt, "stream": True, "max_tokens": 256}).encode()
                 conn, resp = request(host, port, rest, body, timeout)
@@ -224,6 +243,8 @@ def main():
     ap.add_argument("--pid", type=int, help="pid of the running worker (for its memory)")
     ap.add_argument("--sample", type=float, default=10, help="seconds between memory samples")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--disconnect-share", type=float, default=0.15,
+                    help="share of requests that are streams whose client disconnects after the first event (0-0.8)")
     ap.add_argument("--json", help="also write the report as JSON here")
     a = ap.parse_args()
     duration = a.seconds if a.seconds is not None else 60 * (a.minutes if a.minutes is not None else 1)
@@ -255,7 +276,8 @@ def main():
     start = time.time()
     deadline = start + duration
     threads = [threading.Thread(target=client_loop, daemon=True,
-                                args=(host, port, deadline, stats, random.Random(a.seed * 1000 + i), 120, a.max_tokens))
+                                args=(host, port, deadline, stats, random.Random(a.seed * 1000 + i), 120, a.max_tokens,
+                                      a.disconnect_share))
                for i in range(a.clients)]
     for t in threads:
         t.start()
@@ -275,6 +297,16 @@ def main():
     if pid:
         memory.append((round(time.time() - start), rss_kib(pid), None))
     worker_alive = proc is None or proc.poll() is None
+    # every slot free and no request queued once the clients are gone (disconnected streams
+    # included): seconds until /metrics shows an idle worker
+    idle_after = None
+    t_end = time.time()
+    while worker_alive and time.time() - t_end < 30:
+        busy, queued = metric(host, port, "edgeai_busy_slots"), metric(host, port, "edgeai_queue_depth")
+        if busy == 0 and queued == 0:
+            idle_after = round(time.time() - t_end, 2)
+            break
+        time.sleep(0.05)
     if proc is not None:
         proc.send_signal(signal.SIGINT)
         try:
@@ -296,6 +328,7 @@ def main():
                                  "p95": round(percentile(stats.first_event, 95), 3)},
         "rss_kib": memory,
         "worker_alive": worker_alive,
+        "idle_after_clients_s": idle_after,
     }
     rss = [m[1] for m in memory if m[1]]
     if len(rss) >= 4:
