@@ -96,6 +96,16 @@ public struct Sampler: Sendable {
     /// Choose the next token. Does not `accept` it: call `accept` with the token you keep.
     public mutating func sample(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
         precondition(logits.count > 0, "Sampler.sample needs at least one logit")
+        if parameters.temperature <= 0 && !parameters.hasPenalties {
+            // Greedy without penalties: the argmax of the logits, without filling the candidates
+            // (NaN counts as −∞; ties go to the lowest id, as TokenCandidates.argmax).
+            var best = 0, bestLogit = -Float.infinity
+            for i in logits.indices where logits[i] > bestLogit {
+                best = i
+                bestLogit = logits[i]
+            }
+            return Int32(truncatingIfNeeded: best)
+        }
         candidates.reset(logits: logits)
         return sampleCandidates()
     }
