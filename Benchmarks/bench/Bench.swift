@@ -69,6 +69,7 @@ struct Speed: ParsableCommand {
     @Option(name: .long, help: "batches of at least this many tokens use OpenBLAS (default: the model's, 64)") var blasFrom: Int?
     @Flag(name: .long, help: "print a JSON array with llama-bench's keys") var json = false
     @Option(name: .long, help: "batches of up to this many tokens use the single-token kernels block by block (default 4)") var smallBatch: Int?
+    @Option(name: .long, help: "kernel set instead of this CPU's best: scalar, avx2 or avx512vnni") var kernel: String?
     @Option(name: .long, help: "also decode -n tokens for each of S sequences together (continuous batching, one forward pass per step), for each S of this comma-separated list; aggregate t/s") var sequences: String = ""
 
     func validate() throws {
@@ -79,6 +80,9 @@ struct Speed: ParsableCommand {
     }
 
     func run() throws {
+        if let kernel, !TransformerModel.forceKernels(kernel) {
+            throw ValidationError("--kernel \(kernel): unknown, or this CPU cannot run it")
+        }
         let m = try loadModel(model, threads: t, blasFrom: blasFrom)
         if let smallBatch { TransformerModel.smallBatchTokens = smallBatch }
         let vocab = m.config.vocabSize

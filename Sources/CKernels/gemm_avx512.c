@@ -177,6 +177,24 @@ T5 static inline void tile32(const wk32 *W, const pk32 *P, int64_t nb, int nr, i
     }
 }
 
+// Writes (or adds to) the results of one tile: rows row..row+nr-1, the np pairs from token t;
+// tokens at or past tend are not written. A full tile goes through one transposing reduction.
+T5 static inline void store_tile32(__m512 acc[TR][TP], int nr, int np, int64_t row, int64_t t, int64_t tend,
+                                   float *y, float *accum, int64_t ys) {
+    if (nr == TR && np == TP && t + 2 * TP <= tend) {
+        float v[32];
+        hsum8x32(&acc[0][0], v);
+        for (int L = 0; L < 32; L++) {
+            const int vi = 16 * (L / 16) + 4 * (L % 4) + (L % 16) / 4, k = vi / 2;
+            const int64_t orow = row + k / TP, tok = t + 2 * (k % TP) + (vi & 1);
+            if (accum) accum[tok * ys + orow] += v[L]; else y[tok * ys + orow] = v[L];
+        }
+        return;
+    }
+    for (int i = 0; i < nr; i++)
+        for (int j = 0; j < np; j++) store_pair(acc[i][j], row + i, t + 2 * j, t + 2 * j + 1 < tend, y, accum, ys);
+}
+
 T5 static void gemm32(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                       const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
     const int64_t nb = ncols / 32;
@@ -196,22 +214,7 @@ T5 static void gemm32(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, in
                     const int nr = (int)(nrb - r < TR ? nrb - r : TR);
                     __m512 acc[TR][TP];
                     tile32(W + r * nb, P + p * nb, nb, nr, np, acc);
-                    const int64_t t = t0 + 2 * p;
-                    if (nr == TR && np == TP && t + 2 * TP <= t0 + nt) {   // a full tile: 32 results at once
-                        float v[32];
-                        hsum8x32(&acc[0][0], v);
-                        for (int L = 0; L < 32; L++) {
-                            const int vi = 16 * (L / 16) + 4 * (L % 4) + (L % 16) / 4, k = vi / 2;
-                            const int64_t row = rb + r + k / TP, tok = t + 2 * (k % TP) + (vi & 1);
-                            if (accum) accum[tok * ys + row] += v[L]; else y[tok * ys + row] = v[L];
-                        }
-                        continue;
-                    }
-                    for (int i = 0; i < nr; i++)
-                        for (int j = 0; j < np; j++) {
-                            const int64_t t = t0 + 2 * (p + j);
-                            store_pair(acc[i][j], rb + r + i, t, t + 1 < t0 + nt, y, accum, ys);
-                        }
+                    store_tile32(acc, nr, np, rb + r, t0 + 2 * p, t0 + nt, y, accum, ys);
                 }
             }
         }
@@ -254,55 +257,38 @@ T5 static inline __attribute__((always_inline)) void small_tile_q8(const uint8_t
     }
 }
 
-// Rows [r0, r1) in groups of 4; per group the pairs in tiles of up to TP (a group's weights,
-// 4 rows, stay in L1 for the next tile of pairs).
+// One group of nr rows (4, or 1 for a tail) against all pairs, in tiles of up to TP pairs (the
+// group's weights stay in L1 for the next tile); pf, the prefetch distance, with the first tile.
+#define SMALL_TILE(NR) switch (np) {                                        \
+    case 4: small_tile_q8(w, rs, nb, Pp, NR, 4, pf, acc); break;             \
+    case 3: small_tile_q8(w, rs, nb, Pp, NR, 3, pf, acc); break;             \
+    case 2: small_tile_q8(w, rs, nb, Pp, NR, 2, pf, acc); break;             \
+    default: small_tile_q8(w, rs, nb, Pp, NR, 1, pf, acc); break; }
+T5 static void small_q8_group(const uint8_t *w, size_t rs, int64_t row, int nr, int64_t nb, const pk32 *P,
+                              int64_t ntok, size_t pf, float *y, float *accum, int64_t ys) {
+    const int64_t npairs = (ntok + 1) / 2;
+    for (int64_t pg = 0; pg < npairs; pg += TP, pf = 0) {
+        const int np = (int)(npairs - pg < TP ? npairs - pg : TP);
+        const pk32 *Pp = P + pg * nb;
+        __m512 acc[TR][TP];
+        if (nr == 4) { SMALL_TILE(4) } else { SMALL_TILE(1) }
+        store_tile32(acc, nr, np, row, 2 * pg, ntok, y, accum, ys);
+    }
+}
+#undef SMALL_TILE
+
+// Rows [r0, r1): groups of 4, then a tail of 1-3 rows one at a time.
 T5 static void small_q8_rows(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t nb, const pk32 *P,
                              int64_t ntok, float *y, float *accum, int64_t ys) {
-    const int64_t npairs = (ntok + 1) / 2;
     const size_t group = 4 * rs, dist = group * ((4096 + group - 1) / group);
     const size_t span = (size_t)(r1 - r0) * rs;
     for (size_t o = 0; o < dist && o < span; o += 64) _mm_prefetch((const char *)(Wt + (size_t)r0 * rs + o), _MM_HINT_T0);
-    for (int64_t r = r0; r < r1; r += 4) {
-        const int nr = r1 - r < 4 ? 1 : 4;   // a tail of 1-3 rows goes one row at a time
-        for (int64_t rr = r; rr < r + (nr == 4 ? 1 : (r1 - r)); rr++) {
-            const int64_t row = nr == 4 ? r : rr;
-            for (int64_t pg = 0; pg < npairs; pg += TP) {
-                const int np = (int)(npairs - pg < TP ? npairs - pg : TP);
-                // prefetch the next row group once, with the first tile of pairs
-                const size_t pf = pg == 0 && nr == 4 && (size_t)(r1 - r) * rs > dist + group ? dist : 0;
-                const pk32 *Pp = P + pg * nb;
-                __m512 acc[TR][TP];
-                if (nr == 4) {
-                    switch (np) {
-                    case 4: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 4, 4, pf, acc); break;
-                    case 3: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 4, 3, pf, acc); break;
-                    case 2: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 4, 2, pf, acc); break;
-                    default: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 4, 1, pf, acc); break;
-                    }
-                } else {
-                    switch (np) {
-                    case 4: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 1, 4, 0, acc); break;
-                    case 3: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 1, 3, 0, acc); break;
-                    case 2: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 1, 2, 0, acc); break;
-                    default: small_tile_q8(Wt + (size_t)row * rs, rs, nb, Pp, 1, 1, 0, acc); break;
-                    }
-                }
-                const int64_t t = 2 * pg;
-                if (nr == 4 && np == TP && t + 2 * TP <= ntok) {   // a full tile: 32 results at once
-                    float v[32];
-                    hsum8x32(&acc[0][0], v);
-                    for (int L = 0; L < 32; L++) {
-                        const int vi = 16 * (L / 16) + 4 * (L % 4) + (L % 16) / 4, k = vi / 2;
-                        const int64_t orow = row + k / TP, tok = t + 2 * (k % TP) + (vi & 1);
-                        if (accum) accum[tok * ys + orow] += v[L]; else y[tok * ys + orow] = v[L];
-                    }
-                    continue;
-                }
-                for (int i = 0; i < nr; i++)
-                    for (int j = 0; j < np; j++) store_pair(acc[i][j], row + i, t + 2 * j, t + 2 * j + 1 < ntok, y, accum, ys);
-            }
-        }
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const size_t pf = (size_t)(r1 - r) * rs > dist + group ? dist : 0;   // the next groups, if there are any
+        small_q8_group(Wt + (size_t)r * rs, rs, r, 4, nb, P, ntok, pf, y, accum, ys);
     }
+    for (; r < r1; r++) small_q8_group(Wt + (size_t)r * rs, rs, r, 1, nb, P, ntok, 0, y, accum, ys);
 }
 
 T5 static void gemm_q8_small(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,

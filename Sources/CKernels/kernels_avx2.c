@@ -205,6 +205,76 @@ EK_TARGET_AVX2 void ek_matvec_q8_0_avx2(const void *w, int64_t ncols, int64_t ro
     for (; r < row1; r++) y[r] = ek_vec_dot_q8_0_avx2(ncols, W + (size_t)r * rs, xq);
 }
 
+// ---- batches of Q8_0 -----------------------------------------------------------------
+
+// One tile of NR rows (4 or 1) x NT tokens (2 or 1): each weight block is loaded once for the
+// tile's tokens and each activation block once for its rows. Per row and token the arithmetic
+// of ek_vec_dot_q8_0_avx2 (exact int32 lanes, one fma per block with d_w * d_a, the same
+// horizontal sum), so a token's results do not depend on its batch.
+EK_TARGET_AVX2 static inline __attribute__((always_inline)) void q8_0_tile_avx2(
+    const uint8_t *w, size_t rs, const uint8_t *a, int64_t as, int64_t nb, const int NR, const int NT, float out[4][2]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4][2];
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) acc[i][j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const size_t o = (size_t)b * EK_Q8_0_BLOCK_BYTES;
+        __m256i yv[2];
+        float dy[2];
+        for (int j = 0; j < NT; j++) {
+            yv[j] = _mm256_loadu_si256((const __m256i *)(a + j * as + o + 2));
+            dy[j] = _cvtsh_ss(ek_load_u16(a + j * as + o));
+        }
+        for (int i = 0; i < NR; i++) {
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)(w + i * rs + o + 2));
+            const __m256i aw = _mm256_sign_epi8(wv, wv);
+            const float dw = _cvtsh_ss(ek_load_u16(w + i * rs + o));
+            for (int j = 0; j < NT; j++) {
+                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(yv[j], wv)), ones);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * dy[j]), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) out[i][j] = ek_hsum_ps_avx2(acc[i][j]);
+}
+
+// Rows [r0, r1) x ntok tokens (activations `as` bytes apart, results y[tok * ys + row], or
+// added to acc): chunks of 32 tokens (their activations stay in L1) against the rows in tiles.
+EK_TARGET_AVX2 void ek_gemm_q8_0_avx2(const void *vw, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                                      const void *va, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+    const uint8_t *W = (const uint8_t *)vw, *A = (const uint8_t *)va;
+    const int64_t nb = ncols / EK_QK8_0;
+    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {
+        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
+        for (int64_t r = r0; r < r1; r += 4) {
+            const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+            for (int64_t t = t0; t < t1; t += 2) {
+                const int nt = t1 - t < 2 ? 1 : 2;
+                const uint8_t *a = A + t * as;
+                float v[4][2];
+                if (nr == 4) {
+                    if (nt == 2) q8_0_tile_avx2(W + (size_t)r * rs, rs, a, as, nb, 4, 2, v);
+                    else q8_0_tile_avx2(W + (size_t)r * rs, rs, a, as, nb, 4, 1, v);
+                } else {   // a tail of 1-3 rows, one at a time
+                    for (int i = 0; i < nr; i++) {
+                        float u[4][2];
+                        if (nt == 2) q8_0_tile_avx2(W + (size_t)(r + i) * rs, rs, a, as, nb, 1, 2, u);
+                        else q8_0_tile_avx2(W + (size_t)(r + i) * rs, rs, a, as, nb, 1, 1, u);
+                        v[i][0] = u[0][0];
+                        v[i][1] = u[0][1];
+                    }
+                }
+                for (int i = 0; i < nr; i++)
+                    for (int j = 0; j < nt; j++) {
+                        const int64_t k = (t + j) * ys + r + i;
+                        if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
+                    }
+            }
+        }
+    }
+}
+
 // ---- float dot -----------------------------------------------------------------------
 
 EK_TARGET_AVX2 float ek_vec_dot_f32_avx2(int64_t n, const float *x, const float *y) {

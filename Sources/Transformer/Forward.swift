@@ -187,18 +187,19 @@ final class Forward {
         // segment's K/V rows and one pool task splits the attention items of all segments
         // between the threads (per sequence, a step of 1 token had 3 KV-head items for 2
         // threads and a pool round trip each). Every item computes as alone: same bits.
-        var rows: [(Int, Int)] = []
-        rows.reserveCapacity(n)
-        for (k, seg) in segments.enumerated() { for i in 0..<seg.count { rows.append((k, i)) } }
-        let segs = segments
+        let segs = segments, total = segs.reduce(0) { $0 + $1.count }
         pool.run { ith, nth in
-            for j in (rows.count * ith / nth)..<(rows.count * (ith + 1) / nth) {
-                self.storeKV(layer: l, segs[rows[j].0], row: rows[j].1)
+            let lo = total * ith / nth, hi = total * (ith + 1) / nth
+            var first = 0   // this thread's rows lo..<hi of the segments laid end to end
+            for seg in segs {
+                let a = max(lo - first, 0), b = min(hi - first, seg.count)
+                if a < b { for i in a..<b { self.storeKV(layer: l, seg, row: i) } }
+                first += seg.count
             }
         }
-        var tasks = segments.map { attentionTask(layer: l, scale: scale, $0) }
-        tasks.withUnsafeMutableBufferPointer { buf in
-            var m = ek_attn_multi_task(tasks: UnsafePointer(buf.baseAddress), n_tasks: Int64(buf.count))
+        withUnsafeTemporaryAllocation(of: ek_attn_task.self, capacity: segs.count) { buf in
+            for (k, seg) in segs.enumerated() { (buf.baseAddress! + k).initialize(to: attentionTask(layer: l, scale: scale, seg)) }
+            var m = ek_attn_multi_task(tasks: UnsafePointer(buf.baseAddress), n_tasks: Int64(segs.count))
             pool.run(ek_attn_multi_task_run, context: &m)
         }
     }

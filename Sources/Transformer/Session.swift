@@ -284,6 +284,26 @@ extension TransformerModel {
         set { ek_set_small_batch(Int32(clamping: newValue)) }
     }
 
+    /// Chooses the kernel level ("scalar", "avx2", "avx512vnni") instead of the best one this CPU
+    /// runs, for the products and the other ops of every model in the process (benchmarks and
+    /// tests of the other levels; not while a forward pass runs). Returns false, changing
+    /// nothing, when the CPU cannot run it or the name is unknown.
+    @discardableResult
+    public static func forceKernels(_ name: String) -> Bool {
+        guard let level = ["scalar", "avx2", "avx512vnni"].firstIndex(of: name), ek_force_kernel(name) == 0 else { return false }
+        _ = ek_ops_force_impl(Int32(level))
+        _ = ek_matvec_ggml_force(Int32(level))
+        return true
+    }
+
+    /// Back to the best kernels this CPU runs (after `forceKernels`).
+    public static func resetKernels() {
+        // (each force fails, changing nothing, above what the CPU runs: the first that works is the best)
+        _ = ["avx512vnni", "avx2", "scalar"].first { (name: String) in ek_force_kernel(name) == 0 }
+        _ = ([2, 1, 0] as [Int32]).first { ek_ops_force_impl($0) == 0 }
+        _ = ([2, 1, 0] as [Int32]).first { ek_matvec_ggml_force($0) == 0 }
+    }
+
     /// Largest number of tokens one `evaluate(_:_:)` step takes.
     public var maxStepTokens: Int { max(1, options.maxBatch) }
 

@@ -506,11 +506,23 @@ final class TypesTests: XCTestCase {
     }
 
     func testMMTaskMatchesVecDot() {
-        var g = SplitMix64(seed: 404)
         // (the batched AVX-512 kernels: Q8_0, Q5_0, Q4_0, Q4_1, Q5_1, Q6_K, Q4_K, Q5_K; token counts across their
         // 64-token blocks, odd counts, tiles of 4 rows x 4 pairs with remainders; Q8_0 batches of 2-32 take
         // the small-batch kernel)
-        let combos: [[Int32]] = [[12], [14, 6], [12, 14, 13], [8, 10, 11], [6, 7, 2], [3, 8], [1], [30, 0], [8], [14], [2, 6], [13], [3], [7], [3, 7]]
+        checkMMTask(combos: [[12], [14, 6], [12, 14, 13], [8, 10, 11], [6, 7, 2], [3, 8], [1], [30, 0], [8], [14], [2, 6], [13], [3], [7], [3, 7]], seed: 404)
+    }
+
+    /// The AVX2 level's batched Q8_0 kernel (tiles of 4 rows x 2 tokens) against its vec_dot.
+    func testMMTaskMatchesVecDotAVX2() throws {
+        guard ek_cpu_has_avx2() != 0 else { throw XCTSkip("no AVX2") }
+        let detected = String(cString: ek_kernel_name())
+        XCTAssertEqual(ek_force_kernel("avx2"), 0)
+        defer { _ = ek_force_kernel(detected) }
+        checkMMTask(combos: [[8], [8, 12], [6, 8, 14]], seed: 405)
+    }
+
+    private func checkMMTask(combos: [[Int32]], seed: UInt64) {
+        var g = SplitMix64(seed: seed)
         for types in combos {
             let ncols = types.count == 1 ? 768 : 512
             for nTok in [1, 2, 3, 4, 5, 6, 7, 8, 9, 23, 32, 33, 67, 130] {

@@ -89,6 +89,17 @@ final class TinyModelTests: XCTestCase {
     /// Batch invariance (the default arithmetic): every token's logits are bit-identical whether
     /// it is decoded alone or evaluated in a batch of any size.
     func testBatchesMatchSingleDecodesBitForBit() throws {
+        try checkBatchesMatchSingleDecodes()
+    }
+
+    /// The same on the AVX2 kernels (their batched Q8_0 kernel against their decode).
+    func testBatchesMatchSingleDecodesBitForBitAVX2() throws {
+        guard TransformerModel.forceKernels("avx2") else { throw XCTSkip("no AVX2") }
+        defer { TransformerModel.resetKernels() }
+        try checkBatchesMatchSingleDecodes()
+    }
+
+    private func checkBatchesMatchSingleDecodes() throws {
         let m = try model { $0.maxBatch = 64 }
         let toks = tokens(70)
         let b = try m.makeSession(contextLength: 80)
