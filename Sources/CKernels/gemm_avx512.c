@@ -73,18 +73,22 @@ T5 static inline void store_pair(__m512 a, int64_t r, int64_t t, int has2, float
 }
 
 // The 32 results of a full 4 x 4 tile of pair accumulators acc[i][j] (row i, tokens 2j, 2j+1),
-// each hsum8 bit for bit, with shuffles serving 16 lanes at a time: out[L] for L in 0..31 is the
-// result of half (v & 1) of acc[k / 4][k % 4], k = v / 2, v = 16 (L / 16) + 4 (L % 4) + (L % 16) / 4.
+// each hsum8 bit for bit, with shuffles serving 16 lanes at a time, token-major: out[4 t + i] is
+// row i of token t.
 T5 static inline void hsum8x32(const __m512 a[16], float out[32]) {
-    __m512 z[8], c[4];
+    __m512 z[8], c[4], r[2];
     for (int m = 0; m < 8; m++)   // quarter q of z[m]: the 4 sums s_l = x_{4+l} + x_l of 8-lane vector 4m + q
         z[m] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], 0xDD), _mm512_shuffle_f32x4(a[2 * m], a[2 * m + 1], 0x88));
     for (int i = 0; i < 4; i++)   // s0 + s2, s1 + s3
         c[i] = _mm512_add_ps(_mm512_shuffle_ps(z[2 * i], z[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
                              _mm512_shuffle_ps(z[2 * i], z[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    for (int n = 0; n < 2; n++)   // (s0 + s2) + (s1 + s3)
-        _mm512_storeu_ps(out + 16 * n, _mm512_add_ps(_mm512_shuffle_ps(c[2 * n], c[2 * n + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                                     _mm512_shuffle_ps(c[2 * n], c[2 * n + 1], _MM_SHUFFLE(3, 1, 3, 1))));
+    for (int n = 0; n < 2; n++)   // (s0 + s2) + (s1 + s3): lane L of r holds half (v & 1) of
+        r[n] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * n], c[2 * n + 1], _MM_SHUFFLE(2, 0, 2, 0)),   // acc[k / 4][k % 4],
+                             _mm512_shuffle_ps(c[2 * n], c[2 * n + 1], _MM_SHUFFLE(3, 1, 3, 1)));  // k = v / 2, v = 16 (L / 16) + 4 (L % 4) + (L % 16) / 4
+    const __m512i lo = _mm512_setr_epi32(0, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30);
+    const __m512i hi = _mm512_setr_epi32(1, 3, 17, 19, 5, 7, 21, 23, 9, 11, 25, 27, 13, 15, 29, 31);
+    _mm512_storeu_ps(out, _mm512_permutex2var_ps(r[0], lo, r[1]));
+    _mm512_storeu_ps(out + 16, _mm512_permutex2var_ps(r[0], hi, r[1]));
 }
 
 // ---- 32-element types: Q8_0, Q5_0, Q4_0 ------------------------------------------------------
@@ -184,10 +188,10 @@ T5 static inline void store_tile32(__m512 acc[TR][TP], int nr, int np, int64_t r
     if (nr == TR && np == TP && t + 2 * TP <= tend) {
         float v[32];
         hsum8x32(&acc[0][0], v);
-        for (int L = 0; L < 32; L++) {
-            const int vi = 16 * (L / 16) + 4 * (L % 4) + (L % 16) / 4, k = vi / 2;
-            const int64_t orow = row + k / TP, tok = t + 2 * (k % TP) + (vi & 1);
-            if (accum) accum[tok * ys + orow] += v[L]; else y[tok * ys + orow] = v[L];
+        for (int k = 0; k < 2 * TP; k++) {   // token t + k: rows row..row+3 are adjacent
+            float *o = (accum ? accum : y) + (t + k) * ys + row;
+            const __m128 x = _mm_loadu_ps(v + 4 * k);
+            _mm_storeu_ps(o, accum ? _mm_add_ps(_mm_loadu_ps(o), x) : x);
         }
         return;
     }
