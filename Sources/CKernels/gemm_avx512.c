@@ -32,7 +32,7 @@
 #define RB 32    // rows per weight unpack
 #define TR 4     // rows per register tile
 #define TP 4     // pairs per register tile
-#define EK_Q8_SMALL_MAX 32   // Q8_0 batches up to this many tokens: the small-batch kernel
+#define EK_Q8_SMALL_MAX 64   // Q8_0 batches up to this many tokens (TB): the small-batch kernel
 
 // Per-thread buffers, grown on demand (the pool's threads live as long as the process).
 static _Thread_local uint8_t *g_buf[2];

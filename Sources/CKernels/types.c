@@ -148,12 +148,12 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     const int64_t as = t->a_stride[p];
     float *acc = t->acc[p], *y = t->y[p];
 
-    // (Q8_0 on AVX-512 VNNI has its own small-batch kernel, ek_gemm_avx512: weights read once for
-    // up to 32 tokens, without the unpack of the tiled path.)
     if (t->type[p] == EK_TYPE_Q8_0 && ntok > 1 && current_level() == 1) {   // AVX2: tiles of 4 rows x 2 tokens
         ek_gemm_q8_0_avx2(t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys);
         return;
     }
+    // (Q8_0 on AVX-512 VNNI has its own small-batch kernel, ek_gemm_avx512: weights read once for
+    // up to 64 tokens, without the unpack of the tiled path.)
     const int q8_small = t->type[p] == EK_TYPE_Q8_0 && current_level() == 2;
     if (ntok > 1 && ntok <= g_small_batch && !q8_small) {   // a few tokens: decode kernels, block by block
         ek_mm_task one = *t;
