@@ -85,10 +85,20 @@ extension AIInput {
         check(.frequencyPenalty, frequencyPenalty, Bounds.frequencyPenalty)
         check(.presencePenalty, presencePenalty, Bounds.presencePenalty)
         check(.minP, minP, Bounds.minP)
+        if tools != nil && messages == nil {
+            problems.append("Property '/tools' is only valid with 'messages', not with 'prompt'")
+        }
+        if responseFormat != nil && stream == true {
+            problems.append("Property '/response_format' cannot be used with '/stream': \(AIError.jsonModeStreamMessage)")
+        }
+        problems += Self.toolRuleProblems(tools: tools, toolChoice: toolChoice, responseFormat: responseFormat)
+        return problems
+    }
+
+    /// The rules among `tools`, `tool_choice` and `response_format`.
+    static func toolRuleProblems(tools: [AITool]?, toolChoice: AIToolChoice?, responseFormat: AIResponseFormat?) -> [String] {
+        var problems: [String] = []
         if let tools {
-            if messages == nil {
-                problems.append("Property '/tools' is only valid with 'messages', not with 'prompt'")
-            }
             if responseFormat != nil && !tools.isEmpty && toolChoice != AIToolChoice.none {
                 problems.append("Property '/tools' cannot be used with '/response_format': the answer is either tool calls or a JSON document")
             }
@@ -108,9 +118,6 @@ extension AIInput {
             }
         }
         if let responseFormat {
-            if stream == true {
-                problems.append("Property '/response_format' cannot be used with '/stream': \(AIError.jsonModeStreamMessage)")
-            }
             if responseFormat.type == .jsonSchema && responseFormat.schema == nil {
                 problems.append("required properties at '/response_format' are 'type,json_schema' for type 'json_schema'")
             }
@@ -119,6 +126,51 @@ extension AIInput {
             }
         }
         return problems
+    }
+
+    /// `tools`, `tool_choice` and `response_format` of a request body (absent or null: nil), parsed
+    /// as the Workers AI body parses them, with the rules among them: for other dialects of the
+    /// same request (the OpenAI routes). Throws 5006 naming every problem. (The rules with the
+    /// rest of the request, messages and stream, are `validate()`'s.)
+    public static func parseToolFields(tools: JSONValue?, toolChoice: JSONValue?, responseFormat: JSONValue?) throws(AIError)
+        -> (tools: [AITool]?, toolChoice: AIToolChoice?, responseFormat: AIResponseFormat?) {
+        let f = toolFields(tools: tools, toolChoice: toolChoice, responseFormat: responseFormat)
+        let problems = f.problems + (f.problems.isEmpty ? toolRuleProblems(tools: f.tools, toolChoice: f.toolChoice, responseFormat: f.responseFormat) : [])
+        if !problems.isEmpty { throw AIError.invalidInput(problems.joined(separator: ", ")) }
+        return (f.tools, f.toolChoice, f.responseFormat)
+    }
+
+    static func toolFields(tools tv: JSONValue?, toolChoice cv: JSONValue?, responseFormat rf: JSONValue?)
+        -> (tools: [AITool]?, toolChoice: AIToolChoice?, responseFormat: AIResponseFormat?, problems: [String]) {
+        var problems: [String] = []
+        var tools: [AITool]?, toolChoice: AIToolChoice?, responseFormat: AIResponseFormat?
+        if let rf {
+            switch parseResponseFormat(rf) {
+            case .success(let f): responseFormat = f
+            case .failure(let p): problems.append(p.message)
+            }
+        }
+        if let tv {
+            if case .array(let list) = tv {
+                var parsed: [AITool] = []
+                for (i, t) in list.enumerated() {
+                    switch AITool.parse(t, path: "/tools/\(i)") {
+                    case .success(let tool): parsed.append(tool)
+                    case .failure(let e): problems.append(e.message)
+                    }
+                }
+                tools = parsed
+            } else {
+                problems.append("Type mismatch of '/tools', '\(tv.typeName)' not in 'array'")
+            }
+        }
+        if let cv, cv != .null {
+            switch AIToolChoice.parse(cv) {
+            case .success(let c): toolChoice = c
+            case .failure(let e): problems.append(e.message)
+            }
+        }
+        return (tools, toolChoice, responseFormat, problems)
     }
 
     /// `response_format`: `{"type": "json_object"}`, `{"type": "json_schema", "json_schema": SCHEMA}`
@@ -306,33 +358,9 @@ extension AIInput {
         frequencyPenalty = number("frequency_penalty")
         presencePenalty = number("presence_penalty")
         minP = number("min_p")
-        if let rf = root["response_format"] {
-            switch Self.parseResponseFormat(rf) {
-            case .success(let f): responseFormat = f
-            case .failure(let p): problems.append(p.message)
-            }
-        }
-
-        if let tv = root["tools"] {
-            if case .array(let list) = tv {
-                var parsed: [AITool] = []
-                for (i, t) in list.enumerated() {
-                    switch AITool.parse(t, path: "/tools/\(i)") {
-                    case .success(let tool): parsed.append(tool)
-                    case .failure(let e): problems.append(e.message)
-                    }
-                }
-                tools = parsed
-            } else {
-                mismatch("/tools", tv, "array")
-            }
-        }
-        if let cv = root["tool_choice"], cv != .null {
-            switch AIToolChoice.parse(cv) {
-            case .success(let c): toolChoice = c
-            case .failure(let e): problems.append(e.message)
-            }
-        }
+        let fields = Self.toolFields(tools: root["tools"], toolChoice: root["tool_choice"], responseFormat: root["response_format"])
+        (tools, toolChoice, responseFormat) = (fields.tools, fields.toolChoice, fields.responseFormat)
+        problems += fields.problems
 
         let promptMalformed = root["prompt"] != nil && prompt == nil
         problems += validationProblems(promptMalformed: promptMalformed, messagesMalformed: messagesMalformed)

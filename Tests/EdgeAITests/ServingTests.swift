@@ -181,6 +181,27 @@ final class ServingTests: XCTestCase {
         XCTAssertFalse(r.stream)
         XCTAssertThrowsError(try OpenAIRequest(kind: .chat, json: Array(#"{"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b","c","d","e"]}"#.utf8)))
         XCTAssertThrowsError(try OpenAIRequest(kind: .chat, json: Array(#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#.utf8)))
+        // tools, tool_choice and response_format go through the Workers AI parser and its rules
+        let t = try OpenAIRequest(kind: .chat, json: Array(#"""
+            {"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":{"type":"function","function":{"name":"f"}}}
+            """#.utf8))
+        XCTAssertEqual(t.input.tools?.map(\.name), ["f"])
+        XCTAssertEqual(t.input.toolChoice, .function("f"))
+        let j = try OpenAIRequest(kind: .chat, json: Array(#"{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#.utf8))
+        XCTAssertEqual(j.input.responseFormat?.type, .jsonObject)
+        for (body, param, words) in [
+            (#""tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}"#, "tools", "names the function 'g'"),
+            (#""tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}]"#, "tools", "repeats the tool name 'f'"),
+            (#""tools":{"name":"f"}"#, "tools", "Type mismatch of '/tools'"),
+            (#""response_format":{"type":"json_schema"}"#, "response_format", "json_schema"),
+        ] {
+            XCTAssertThrowsError(try OpenAIRequest(kind: .chat, json: Array((#"{"model":"m","messages":[{"role":"user","content":"x"}],"# + body + "}").utf8))) { e in
+                let err = e as? OpenAIError
+                XCTAssertEqual(err?.status, 400, body)
+                XCTAssertEqual(err?.param, param, body)
+                XCTAssertTrue(err?.message.contains(words) == true, "\(body): \(String(describing: err?.message))")
+            }
+        }
         let c = try OpenAIRequest(kind: .completion, json: Array(#"{"model":"m","prompt":["Once"],"max_tokens":3}"#.utf8))
         XCTAssertEqual(c.input.prompt, "Once")
         XCTAssertEqual(c.input.raw, true)

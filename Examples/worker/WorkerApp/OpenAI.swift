@@ -198,13 +198,10 @@ public struct OpenAIRequest: Sendable, Equatable {
         }
         if !extra.isEmpty {
             guard kind == .chat else { throw .invalid("'tools' and 'response_format' are only supported by /v1/chat/completions", param: extra[0].key, code: "unsupported_parameter") }
+            func field(_ key: String) -> JSONValue? { extra.first { $0.key == key }?.value }
             do {
-                var probe = extra
-                probe.append((key: "messages", value: .array((input.messages ?? []).map { _ in .object([(key: "role", value: .string("user")), (key: "content", value: .string("x"))]) })))
-                let parsed = try AIInput(jsonValue: .object(probe))
-                input.tools = parsed.tools
-                input.toolChoice = parsed.toolChoice
-                input.responseFormat = parsed.responseFormat
+                (input.tools, input.toolChoice, input.responseFormat) = try AIInput.parseToolFields(
+                    tools: field("tools"), toolChoice: field("tool_choice"), responseFormat: field("response_format"))
             } catch {
                 throw OpenAIError.invalid(error.message, param: extra[0].key)
             }
