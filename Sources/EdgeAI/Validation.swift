@@ -135,7 +135,7 @@ extension AIInput {
     public static func parseToolFields(tools: JSONValue?, toolChoice: JSONValue?, responseFormat: JSONValue?) throws(AIError)
         -> (tools: [AITool]?, toolChoice: AIToolChoice?, responseFormat: AIResponseFormat?) {
         let f = toolFields(tools: tools, toolChoice: toolChoice, responseFormat: responseFormat)
-        let problems = f.problems + (f.problems.isEmpty ? toolRuleProblems(tools: f.tools, toolChoice: f.toolChoice, responseFormat: f.responseFormat) : [])
+        let problems = f.problems + toolRuleProblems(tools: f.tools, toolChoice: f.toolChoice, responseFormat: f.responseFormat)
         if !problems.isEmpty { throw AIError.invalidInput(problems.joined(separator: ", ")) }
         return (f.tools, f.toolChoice, f.responseFormat)
     }
