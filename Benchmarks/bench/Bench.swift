@@ -23,10 +23,12 @@ private func now() -> Double {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
-private func loadModel(_ path: String, threads: Int, blasFrom: Int?) throws -> TransformerModel {
+private func loadModel(_ path: String, threads: Int, blasFrom: Int?,
+                       weights: TransformerModel.WeightStorage = .automatic) throws -> TransformerModel {
     let file = try GGUFFile(path: path)
     var options = TransformerModel.Options()
     options.threads = threads
+    options.weightStorage = weights
     if let blasFrom { options.minBatchForBLAS = blasFrom }
     return try TransformerModel(file: file, options: options)
 }
@@ -70,6 +72,7 @@ struct Speed: ParsableCommand {
     @Flag(name: .long, help: "print a JSON array with llama-bench's keys") var json = false
     @Option(name: .long, help: "batches of up to this many tokens use the single-token kernels block by block (default 4)") var smallBatch: Int?
     @Option(name: .long, help: "kernel set instead of this CPU's best: scalar, avx2 or avx512vnni") var kernel: String?
+    @Option(name: .long, help: "where the weight matrices live: mapping (the file's pages), hugePages (a copy on 2 MiB pages) or automatic (default)") var weights: String = "automatic"
     @Option(name: .long, help: "also decode -n tokens for each of S sequences together (continuous batching, one forward pass per step), for each S of this comma-separated list; aggregate t/s") var sequences: String = ""
 
     func validate() throws {
@@ -77,13 +80,16 @@ struct Speed: ParsableCommand {
         guard r >= 1 else { throw ValidationError("-r must be >= 1") }
         guard t >= 0 else { throw ValidationError("-t must be >= 0") }
         if let b = blasFrom, b < 2 { throw ValidationError("--blas-from must be >= 2") }
+        guard TransformerModel.WeightStorage(rawValue: weights) != nil else {
+            throw ValidationError("--weights must be one of " + TransformerModel.WeightStorage.allCases.map(\.rawValue).joined(separator: ", "))
+        }
     }
 
     func run() throws {
         if let kernel, !TransformerModel.forceKernels(kernel) {
             throw ValidationError("--kernel \(kernel): unknown, or this CPU cannot run it")
         }
-        let m = try loadModel(model, threads: t, blasFrom: blasFrom)
+        let m = try loadModel(model, threads: t, blasFrom: blasFrom, weights: TransformerModel.WeightStorage(rawValue: weights) ?? .automatic)
         if let smallBatch { TransformerModel.smallBatchTokens = smallBatch }
         let vocab = m.config.vocabSize
         let session = try m.makeSession(contextLength: p + n)
@@ -159,8 +165,9 @@ struct Speed: ParsableCommand {
             print("model: \(model)")
             print(m.kernelDescription)
             let types = m.matrixTypes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            print(String(format: "memory: file %.1f MiB; weights used from the mapping %.1f MiB (no copies), owned %.2f MiB; KV cache %.1f MiB (%d tokens)",
-                         Double(m.file.fileSize) / 1048576, Double(m.mappedWeightBytes) / 1048576,
+            print(String(format: "memory: file %.1f MiB; weights copied %.1f MiB (on huge pages %.1f MiB), read from the mapping %.1f MiB, owned %.2f MiB; KV cache %.1f MiB (%d tokens)",
+                         Double(m.file.fileSize) / 1048576, Double(m.copiedWeightBytes) / 1048576,
+                         Double(m.hugePageWeightBytes) / 1048576, Double(m.mappedWeightBytes) / 1048576,
                          Double(m.ownedWeightBytes) / 1048576,
                          Double(4 * m.config.blockCount * m.config.kvDimension * session.contextLength) / 1048576,
                          session.contextLength) + "; matrices: " + types)

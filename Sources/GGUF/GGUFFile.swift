@@ -323,6 +323,17 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// Zero-copy view of a tensor's data, valid while this `GGUFFile` lives.
     /// Empty if `tensor` does not describe a range inside this file's data section.
+    /// Tells the kernel this process no longer needs the mapped pages of `tensor` (after copying
+    /// it elsewhere), so they leave its resident memory; reading the tensor again later still
+    /// gives the same bytes (they come back from the file). No effect on in-memory files.
+    /// `range` limits this to those bytes of the tensor.
+    public func releasePages(of tensor: GGUFTensorInfo, range: Range<Int>? = nil) {
+        let b = bytes(of: tensor)
+        guard let p = b.baseAddress, b.count > 0 else { return }
+        let r = (range ?? 0..<b.count).clamped(to: 0..<b.count)
+        mapping.releasePages(offset: p - mapping.base + r.lowerBound, count: r.count)
+    }
+
     public func bytes(of tensor: GGUFTensorInfo) -> UnsafeRawBufferPointer {
         let dataSize = max(0, fileSize - dataOffset)
         guard tensor.offset >= 0, tensor.byteCount >= 0, tensor.offset <= dataSize,

@@ -54,6 +54,19 @@ final class Mapping: @unchecked Sendable {
         heap = p
     }
 
+    /// Lets the kernel drop this process's pages of bytes [offset, offset + count) of a file
+    /// mapping (the whole pages inside the range); a later read faults them in again from the
+    /// file, with the same bytes. Nothing happens for a heap copy.
+    func releasePages(offset: Int, count: Int) {
+        guard mappedLength > 0, offset >= 0, count > 0, offset <= size - count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let start = (Int(bitPattern: base) + offset + page - 1) / page * page
+        let end = (Int(bitPattern: base) + offset + count) / page * page
+        guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        madvise(p, end - start, MADV_DONTNEED)
+    }
+
     deinit {
         if mappedLength > 0 {
             munmap(UnsafeMutableRawPointer(mutating: base), mappedLength)

@@ -6,8 +6,8 @@ import GGUF
 /// A decoder-only transformer (llama, qwen2, qwen3, gemma2, gemma3, phi3 — see `Architectures`)
 /// loaded from a GGUF file.
 ///
-/// Weights stay in the file mapping in the type they are stored in (F32, F16, BF16, Q8_0, Q4_0,
-/// Q4_1, Q5_0, Q5_1, Q2_K…Q6_K) and are multiplied in that type. One model can serve several
+/// Weights are multiplied in the type they are stored in (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
+/// Q5_1, Q2_K…Q6_K), read from a copy on huge pages or from the file mapping (`WeightStorage`). One model can serve several
 /// sessions; their evaluations are serialized (they share the worker pool).
 public final class TransformerModel: @unchecked Sendable {
     /// Which of llama.cpp's CPU attention computations to reproduce (bit for bit on the int8 path).
@@ -17,6 +17,19 @@ public final class TransformerModel: @unchecked Sendable {
         case llamaCpp
         /// ggml's flash-attention kernel (llama.cpp with flash attention on, e.g. `-fa on`).
         case llamaCppFlashAttention
+    }
+
+    /// Where the weight matrices live while the model runs.
+    public enum WeightStorage: String, Sendable, Codable, CaseIterable {
+        /// Read in place from the file mapping: no copy, the page cache's 4 KiB pages.
+        case mapping
+        /// Copied at load into one anonymous allocation advised onto 2 MiB transparent huge pages
+        /// (the kernel's THP setting decides; small pages otherwise), and the file's pages
+        /// released. Decode reads every weight once per token, and reads them faster from huge
+        /// pages: fewer TLB misses (SmolLM2 Q8_0 tg 1.27× on an AMD EPYC VM).
+        case hugePages
+        /// `hugePages` when the matrices take at most half of the physical memory, else `mapping`.
+        case automatic
     }
 
     public struct Options: Sendable {
@@ -37,6 +50,7 @@ public final class TransformerModel: @unchecked Sendable {
         /// Sliding-window layers keep every position (llama.cpp's `--swa-full`) instead of the
         /// window plus two batches: more memory, but `truncate` can return to any position.
         public var fullSlidingWindowCache = false
+        public var weightStorage: WeightStorage = .automatic
         public init() {}
     }
 
@@ -45,8 +59,12 @@ public final class TransformerModel: @unchecked Sendable {
     /// Threads used for decode (pool) and prefill (OpenBLAS).
     public let threads: Int
     public let file: GGUFFile
-    /// Bytes of the file's tensors in use (they stay in the mapping: no copy is made).
+    /// Bytes of the file's tensors in use that are read from the mapping.
     public var mappedWeightBytes: Int { weights.mappedBytes }
+    /// Bytes of weight matrices copied at load (`WeightStorage.hugePages`).
+    public var copiedWeightBytes: Int { weights.copiedBytes }
+    /// Bytes of that copy the kernel backs with huge pages right now (Linux; 0 if none or unknown).
+    public var hugePageWeightBytes: Int { weights.arena?.hugePageBytes ?? 0 }
     /// Bytes the model owns besides the mapping (norm vectors and biases as F32).
     public var ownedWeightBytes: Int { weights.ownedBytes }
     /// Count of weight matrices by stored type name (e.g. ["Q4_K": 72, "Q6_K": 18]).
@@ -89,7 +107,15 @@ public final class TransformerModel: @unchecked Sendable {
         // Debian's OpenBLAS may not recognize the CPU and run its SSE3 kernels (3-5x slower sgemm).
         _ = ek_openblas_prefer_native_core()
         openblas_set_num_threads(Int32(threads))
-        weights = try Weights(file: file, config: config, architecture: architecture)
+        let copy: Bool
+        switch options.weightStorage {
+        case .mapping: copy = false
+        case .hugePages: copy = true
+        case .automatic:
+            let matrixBytes = file.tensors.reduce(0) { $0 + ($1.shape.count >= 2 ? $1.byteCount : 0) }
+            copy = matrixBytes <= Int(clamping: ProcessInfo.processInfo.physicalMemory) / 2
+        }
+        weights = try Weights(file: file, config: config, architecture: architecture, copyMatrices: copy)
         plan = Plan(config, weights)
     }
 

@@ -1,8 +1,10 @@
 import CKernels
+import Foundation
 import GGUF
 
 /// One weight matrix of `rows` output rows × `cols` inputs (GGUF shape [cols, rows]), kept in the
-/// type it is stored in (a zero-copy view of the file mapping).
+/// type it is stored in: a view of the file mapping, or of the model's copy on huge pages
+/// (`WeightArena`).
 struct Matrix: @unchecked Sendable {
     let name: String
     let rows: Int
@@ -48,16 +50,84 @@ struct LayerWeights: @unchecked Sendable {
     var postFfnNorm: UnsafePointer<Float>? = nil
 }
 
+/// One anonymous allocation on 2 MiB transparent huge pages (`ek_alloc_huge`, advisory) with a
+/// 64-byte aligned place reserved for every tensor of a file; a matrix is copied into its place
+/// when it is first bound. Decode streams every weight once per token, and from these pages it
+/// ran 1.27× faster than from the file mapping's 4 KiB pages (SmolLM2 Q8_0 tg, AMD EPYC VM,
+/// 10 alternating runs): fewer TLB misses. Places of tensors never copied stay untouched
+/// (no memory behind them).
+final class WeightArena: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let byteCount: Int
+    private let offsets: [String: Int]
+
+    /// nil if the allocation fails (the caller then keeps the mapping).
+    init?(file: GGUFFile) {
+        var offsets: [String: Int] = [:], total = 0
+        for t in file.tensors where t.byteCount > 0 && t.shape.count >= 2 {
+            offsets[t.name] = total
+            let (next, overflow) = total.addingReportingOverflow((t.byteCount + 63) / 64 * 64)
+            guard !overflow else { return nil }   // tensors overlapping many times over: keep the mapping
+            total = next
+        }
+        guard total > 0, let p = ek_alloc_huge(total) else { return nil }
+        base = p
+        byteCount = total
+        self.offsets = offsets
+    }
+
+    /// The tensor copied into its place from the file (nil if it has none). The file's pages
+    /// are released as the copy goes, 16 MiB at a time, so that the two are never both resident.
+    func copy(_ t: GGUFTensorInfo, of file: GGUFFile) -> UnsafeRawPointer? {
+        guard let off = offsets[t.name], let src = file.bytes(of: t).baseAddress else { return nil }
+        let chunk = 16 << 20
+        for start in stride(from: 0, to: t.byteCount, by: chunk) {
+            let part = start..<min(t.byteCount, start + chunk)
+            (base + off + start).copyMemory(from: src + start, byteCount: part.count)
+            file.releasePages(of: t, range: part)
+        }
+        return UnsafeRawPointer(base + off)
+    }
+
+    /// Bytes of this allocation the kernel backs with huge pages now (Linux: AnonHugePages of
+    /// its mapping in /proc/self/smaps; 0 where that cannot be read).
+    var hugePageBytes: Int {
+        guard let data = FileHandle(forReadingAtPath: "/proc/self/smaps")?.readDataToEndOfFile() else { return 0 }
+        let text = String(decoding: data, as: UTF8.self)
+        let lo = UInt(bitPattern: Int(bitPattern: base)), hi = lo + UInt(byteCount)
+        var inside = false, total = 0
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
+                let ends = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = ends.count == 2 && ends[0] < hi && ends[1] > lo
+            } else if inside, fields.count >= 2, fields[0] == "AnonHugePages:", let kb = Int(fields[1]) {
+                total += kb * 1024
+            }
+        }
+        return total
+    }
+
+    deinit { ek_free_huge(base, byteCount) }
+}
+
 /// Binds tensors of a GGUF file by name, checking presence, shape and type; every failure is a
 /// `ModelError` naming the tensor. Float vectors (norms, biases) are converted to owned F32
-/// memory; matrices stay in the mapping in their stored type.
+/// memory; matrices stay in the mapping in their stored type, or are copied into the arena
+/// when there is one.
 final class TensorLoader {
     let file: GGUFFile
+    let arena: WeightArena?
     private(set) var owned: [AlignedBuffer] = []
     /// Names of the tensors bound so far.
     private(set) var used: Set<String> = []
+    /// Matrices copied into the arena so far.
+    private(set) var copies: [String: UnsafeRawPointer] = [:]
 
-    init(file: GGUFFile) { self.file = file }
+    init(file: GGUFFile, arena: WeightArena? = nil) {
+        self.file = file
+        self.arena = arena
+    }
 
     func has(_ name: String) -> Bool { file.tensor(named: name) != nil }
 
@@ -111,7 +181,14 @@ final class TensorLoader {
         guard rowBytes > 0, cols % 32 == 0 else {
             throw ModelError.badShape(tensor: name, expected: [cols, rows], actual: t.shape)
         }
-        return Matrix(name: name, rows: rows, cols: cols, type: t.type, data: try data(t),
+        var bytes = try data(t)
+        if let copy = copies[name] {
+            bytes = copy
+        } else if let arena, let copy = arena.copy(t, of: file) {
+            copies[name] = copy
+            bytes = copy
+        }
+        return Matrix(name: name, rows: rows, cols: cols, type: t.type, data: bytes,
                       rowBytes: rowBytes, traits: traits)
     }
 
@@ -150,7 +227,8 @@ final class TensorLoader {
     }
 }
 
-/// All weights of a model, bound to the GGUF mapping (which must outlive them).
+/// All weights of a model: matrices in the GGUF mapping (which must outlive them) or in the
+/// model's huge-page copy, norm vectors and biases as owned F32.
 final class Weights: @unchecked Sendable {
     let tokenEmbedding: Matrix            // [vocab × d]
     let output: Matrix                    // [vocab × d] (== tokenEmbedding when tied)
@@ -161,13 +239,17 @@ final class Weights: @unchecked Sendable {
     let ropeFreqs: UnsafePointer<Float>?
     /// Norm vectors and biases converted to F32.
     private let owned: [AlignedBuffer]
-    /// Bytes of the file's tensors the model uses (weights stay in the mapping).
+    /// The huge-page copy of the matrices, if they were copied.
+    let arena: WeightArena?
+    /// Bytes of the file's tensors the model uses from the mapping (not copied).
     let mappedBytes: Int
+    /// Bytes of matrices copied into the arena.
+    let copiedBytes: Int
     /// Bytes owned here (F32 vectors).
     var ownedBytes: Int { owned.reduce(0) { $0 + $1.byteCount } }
 
-    init(file: GGUFFile, config c: ModelConfig, architecture: any Architecture.Type) throws {
-        let load = TensorLoader(file: file)
+    init(file: GGUFFile, config c: ModelConfig, architecture: any Architecture.Type, copyMatrices: Bool) throws {
+        let load = TensorLoader(file: file, arena: copyMatrices ? WeightArena(file: file) : nil)
         let d = c.embeddingLength
         tokenEmbedding = try load.matrix("token_embd.weight", rows: c.vocabSize, cols: d)
         if load.has("output.weight") {
@@ -189,6 +271,9 @@ final class Weights: @unchecked Sendable {
         }
         self.layers = layers
         owned = load.owned
-        mappedBytes = load.used.reduce(0) { $0 + (file.tensor(named: $1)?.byteCount ?? 0) }
+        arena = load.arena
+        let copied = load.copies.keys.compactMap { file.tensor(named: $0) }
+        copiedBytes = copied.reduce(0) { $0 + $1.byteCount }
+        mappedBytes = load.used.reduce(0) { $0 + (file.tensor(named: $1)?.byteCount ?? 0) } - copiedBytes
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import GGUF
 import XCTest
 @testable import Transformer
@@ -325,6 +326,44 @@ final class TinyModelTests: XCTestCase {
             worst = max(worst, maxAbsDiff(ours, theirs) / (theirs.max()! - theirs.min()!))
         }
         XCTAssertLessThan(worst, 0.03)
+    }
+
+    /// Matrices copied onto huge pages give the same bits as the file mapping, and the file's
+    /// released pages still read back the same bytes.
+    func testWeightStorageGivesTheSameBits() throws {
+        var spec = TinyModel()
+        spec.vocab = 4096   // a token_embd of several pages (4096 × 64 Q8_0: 278 KiB)
+        spec.width = 128
+        spec.ff = 256
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("edgeai-storage-\(getpid()).gguf").path
+        try Data(try spec.ggufBytes()).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var results: [[[Float]]] = []
+        for storage in [TransformerModel.WeightStorage.mapping, .hugePages, .automatic] {
+            let file = try GGUFFile(path: path)
+            var o = TransformerModel.Options()
+            o.threads = 2
+            o.weightStorage = storage
+            let m = try TransformerModel(file: file, options: o)
+            let matrixBytes = file.tensors.filter { $0.shape.count >= 2 }.reduce(0) { $0 + $1.byteCount }
+            if storage == .mapping {
+                XCTAssertEqual(m.copiedWeightBytes, 0)
+                XCTAssertGreaterThanOrEqual(m.mappedWeightBytes, matrixBytes)
+            } else {
+                XCTAssertEqual(m.copiedWeightBytes, matrixBytes, "\(storage)")
+                XCTAssertLessThan(m.mappedWeightBytes, matrixBytes / 100)   // the norm vectors only
+                let embd = try XCTUnwrap(file.tensor(named: "token_embd.weight"))
+                XCTAssertNotEqual(m.weights.tokenEmbedding.data, file.bytes(of: embd).baseAddress)
+                XCTAssertEqual(Array(file.bytes(of: embd)),
+                               Array(UnsafeRawBufferPointer(start: m.weights.tokenEmbedding.data, count: embd.byteCount)))
+            }
+            let s = try m.makeSession(contextLength: 64)
+            var out = try s.evaluateAll(tokens(20, vocab: spec.vocab))
+            for t in tokens(10, vocab: spec.vocab, seed: 9) { out.append(Array(try s.decode(t))) }
+            results.append(out)
+        }
+        XCTAssertEqual(results[0], results[1])
+        XCTAssertEqual(results[0], results[2])
     }
 
     func testThreadCountsAgree() throws {

@@ -144,8 +144,8 @@ float ek_vec_dot_f32_avx512(int64_t n, const float *x, const float *y);
 // ---- memory -------------------------------------------------------------------------
 
 /// Zero-filled anonymous memory, 2 MiB aligned, with transparent huge pages
-/// requested (Linux madvise(MADV_HUGEPAGE)) - for weights the model copies out
-/// of the file (requantized or repacked tensors). Streaming Q8_0 weights from
+/// requested (Linux madvise(MADV_HUGEPAGE)) - for the weight matrices the model
+/// copies out of the file at load (Transformer's WeightArena). Streaming Q8_0 weights from
 /// such memory measured ~10% faster than from 4 KiB pages (fewer TLB misses).
 /// Returns NULL if bytes == 0 or the mapping fails. Free with ek_free_huge
 /// passing the same size.
