@@ -15,12 +15,17 @@ ttft`: template, tokenizer, prefill, first token; median over -r runs from an em
 llama.cpp's prompt time for as many tokens (one llama_decode of that many random ids, median).
 
 Usage: Benchmarks/compare.py [--model GGUF] [-p 512] [-n 128] [-t 2] [-r 5] [--bench PATH]
-       [--flash-attn auto|on|off] [--order llama-first|ours-first] [--ttft N] [--json]
+       [--flash-attn auto|on|off] [--order llama-first|ours-first] [--rounds K] [--ttft N] [--json]
+
+With --rounds K (default 1), both are measured K times, the order alternating, and the table gives
+medians over the rounds and the median of the rounds' ratios (the machines are shared and noisy:
+a single round can be off by 20% either way).
 """
 import argparse
 import ctypes
 import json
 import math
+import statistics
 import os
 import random
 import resource
@@ -135,20 +140,39 @@ def run_ours(args):
 
 def ttft(args):
     cmd = [args.bench, "ttft", "--model", args.model, "-p", str(args.ttft), "-t", str(args.t), "-r", str(args.r), "--json"]
-    ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-    n = ours["prompt_tokens"]
-    args.p, args.n = n, 0
-    theirs, _, _ = run_llama_cpp(args)
-    times = sorted(n / ts for ts in theirs[0]["samples_ts"])
-    theirs_median = times[len(times) // 2] if len(times) % 2 else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2
-    ratio = ours["ttft_seconds_median"] / theirs_median
+    rounds = []   # (ours, theirs) medians per round, the order alternating
+    n = None
+    for k in range(args.rounds):
+        def mine():
+            return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+        def llama(n):
+            args.p, args.n = n, 0
+            theirs, _, _ = run_llama_cpp(args)
+            return statistics.median(n / ts for ts in theirs[0]["samples_ts"])
+
+        if n is None or (args.order == "ours-first") == (k % 2 == 0):
+            ours = mine()
+            n = ours["prompt_tokens"]
+            theirs_median = llama(n)
+        else:
+            theirs_median = llama(n)
+            ours = mine()
+        rounds.append((ours["ttft_seconds_median"], theirs_median))
+        if args.rounds > 1:
+            print(f"round {k + 1}/{args.rounds}: ttft ratio {rounds[-1][0] / rounds[-1][1]:.3f}", file=sys.stderr)
+    ours_s = statistics.median(r[0] for r in rounds)
+    theirs_median = statistics.median(r[1] for r in rounds)
+    ratios = [a / b for a, b in rounds]
+    ratio = statistics.median(ratios)
     if args.json:
-        print(json.dumps({"model": args.model, "prompt_tokens": n, "ours_ttft_seconds": ours["ttft_seconds_median"],
-                          "llama_cpp_prompt_seconds": theirs_median, "ratio": ratio}, indent=1))
+        print(json.dumps({"model": args.model, "prompt_tokens": n, "ours_ttft_seconds": ours_s,
+                          "llama_cpp_prompt_seconds": theirs_median, "ratio": ratio, "round_ratios": ratios}, indent=1))
         return
-    print(f"model: {args.model}   threads: {args.t}   repetitions: {args.r}   llama.cpp flash_attn: {args.flash_attn}")
-    print(f"chat prompt of {n} tokens: our time to first token through AI.run {ours['ttft_seconds_median'] * 1000:.1f} ms "
-          f"(median), llama.cpp's prompt time for {n} tokens {theirs_median * 1000:.1f} ms (median); ours / llama.cpp = {ratio:.3f}")
+    print(f"model: {args.model}   threads: {args.t}   repetitions: {args.r}   rounds: {args.rounds}   llama.cpp flash_attn: {args.flash_attn}")
+    print(f"chat prompt of {n} tokens: our time to first token through AI.run {ours_s * 1000:.1f} ms "
+          f"(median), llama.cpp's prompt time for {n} tokens {theirs_median * 1000:.1f} ms (median); ours / llama.cpp = {ratio:.3f}"
+          + (f" (median of the rounds: {' '.join(f'{x:.3f}' for x in ratios)})" if args.rounds > 1 else ""))
 
 
 def main():
@@ -164,7 +188,10 @@ def main():
     ap.add_argument("--scratch-path", default=os.path.join(root, ".build"), help="swift build scratch path")
     ap.add_argument("--flash-attn", choices=["auto", "on", "off"], default="auto",
                     help="llama.cpp flash attention (its default: auto)")
-    ap.add_argument("--order", choices=["llama-first", "ours-first"], default="llama-first")
+    ap.add_argument("--order", choices=["llama-first", "ours-first"], default="llama-first",
+                    help="which runs first (in the first round; later rounds alternate)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure both this many times, alternating the order; report medians (default 1)")
     ap.add_argument("--json", action="store_true", help="print the combined results as JSON")
     ap.add_argument("--ttft", type=int, default=0, help="time to first token of a chat prompt of about this many tokens")
     args = ap.parse_args()
@@ -178,36 +205,56 @@ def main():
     if args.ttft > 0:
         return ttft(args)
 
-    if args.order == "llama-first":
-        theirs, theirs_rss, python_rss = run_llama_cpp(args)
-        ours, ours_rss = run_ours(args)
-    else:
-        ours, ours_rss = run_ours(args)
-        theirs, theirs_rss, python_rss = run_llama_cpp(args)
-
     def name(r):
         return f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
 
+    # Rounds: each measures both (-r repetitions each), the order alternating from --order, so
+    # that a slow spell of the shared machine hits both sides alike across rounds.
+    per_test = {}   # test -> list of (theirs mean, theirs sd, ours mean, ours sd) per round
+    theirs_rss = python_rss = ours_rss = 0
+    for k in range(args.rounds):
+        llama_first = (args.order == "llama-first") == (k % 2 == 0)
+        if llama_first:
+            theirs, theirs_rss, python_rss = run_llama_cpp(args)
+            ours, ours_rss = run_ours(args)
+        else:
+            ours, ours_rss = run_ours(args)
+            theirs, theirs_rss, python_rss = run_llama_cpp(args)
+        for t in theirs:
+            o = next((x for x in ours if x["n_prompt"] == t["n_prompt"] and x["n_gen"] == t["n_gen"]), None)
+            if o is not None:
+                per_test.setdefault(name(t), []).append((t["avg_ts"], t["stddev_ts"], o["avg_ts"], o["stddev_ts"]))
+        if args.rounds > 1:
+            print(f"round {k + 1}/{args.rounds} ({'llama.cpp' if llama_first else 'ours'} first): " +
+                  ", ".join(f"{n} {v[-1][2] / v[-1][0]:.3f}" for n, v in per_test.items()), file=sys.stderr)
+
     rows = []
-    for t in theirs:
-        o = next((x for x in ours if x["n_prompt"] == t["n_prompt"] and x["n_gen"] == t["n_gen"]), None)
-        if o is None:
-            continue
-        rows.append({"test": name(t), "n_threads": args.t,
-                     "llama_cpp_ts": t["avg_ts"], "llama_cpp_sd": t["stddev_ts"],
-                     "ours_ts": o["avg_ts"], "ours_sd": o["stddev_ts"],
-                     "ratio": o["avg_ts"] / t["avg_ts"]})
+    for test, v in per_test.items():
+        ratios = [o / t for t, _, o, _ in v]
+        if len(v) == 1:
+            t, tsd, o, osd = v[0]
+        else:   # medians over rounds; the spread is the range of the rounds' means
+            t, o = statistics.median(x[0] for x in v), statistics.median(x[2] for x in v)
+            tsd = (max(x[0] for x in v) - min(x[0] for x in v)) / 2
+            osd = (max(x[2] for x in v) - min(x[2] for x in v)) / 2
+        rows.append({"test": test, "n_threads": args.t, "llama_cpp_ts": t, "llama_cpp_sd": tsd,
+                     "ours_ts": o, "ours_sd": osd, "ratio": statistics.median(ratios), "round_ratios": ratios})
     if args.json:
-        print(json.dumps({"model": args.model, "flash_attn": args.flash_attn, "results": rows,
+        print(json.dumps({"model": args.model, "flash_attn": args.flash_attn, "rounds": args.rounds, "results": rows,
                           "peak_rss_mib": {"llama_cpp_process": theirs_rss, "python_before_llama_cpp": python_rss,
                                            "ours": ours_rss}}, indent=1))
         return
-    print(f"model: {args.model}   threads: {args.t}   repetitions: {args.r}   llama.cpp flash_attn: {args.flash_attn}")
-    print("| test   |      llama.cpp t/s |           ours t/s | ours / llama.cpp |")
-    print("| ------ | -----------------: | -----------------: | ---------------: |")
+    print(f"model: {args.model}   threads: {args.t}   repetitions: {args.r}   rounds: {args.rounds}   "
+          f"llama.cpp flash_attn: {args.flash_attn}")
+    if args.rounds > 1:
+        print("(t/s: median over rounds of each round's mean, ± half the range of the rounds; ratio: median of the "
+              "rounds' ratios)")
+    print("| test   |      llama.cpp t/s |           ours t/s | ours / llama.cpp |" + (" rounds |" if args.rounds > 1 else ""))
+    print("| ------ | -----------------: | -----------------: | ---------------: |" + (" ------ |" if args.rounds > 1 else ""))
     for r in rows:
+        extra = (" " + " ".join(f"{x:.2f}" for x in r["round_ratios"]) + " |") if args.rounds > 1 else ""
         print(f"| {r['test']:<6} | {r['llama_cpp_ts']:8.2f} ± {r['llama_cpp_sd']:7.2f} | "
-              f"{r['ours_ts']:8.2f} ± {r['ours_sd']:7.2f} | {r['ratio']:16.3f} |")
+              f"{r['ours_ts']:8.2f} ± {r['ours_sd']:7.2f} | {r['ratio']:16.3f} |" + extra)
     print(f"peak RSS: llama.cpp {theirs_rss:.0f} MiB (its Python process; {python_rss:.0f} MiB before llama.cpp was "
           f"loaded), ours {ours_rss:.0f} MiB")
 
