@@ -104,6 +104,13 @@ public final class AI: Sendable {
         loaded.withLock { $0[model] }?.load
     }
 
+    /// The load of every loaded engine, once each (ids that share an engine count once).
+    public var engineLoads: [ModelLoad] {
+        let engines = loaded.withLock { Array($0.values) }
+        var seen = Set<ObjectIdentifier>()
+        return engines.filter { seen.insert(ObjectIdentifier($0)).inserted }.map(\.load)
+    }
+
     /// Load a model now rather than on its first call.
     public func preload(_ model: String) async throws {
         _ = try await engine(model)
@@ -243,11 +250,29 @@ public final class AI: Sendable {
         return info
     }
 
+    /// Whether two entries can be served by one engine: the same file (after resolving links)
+    /// with the same context window and chat template.
+    static func sameEngine(_ a: ModelInfo, _ b: ModelInfo) -> Bool {
+        guard a.contextWindow == b.contextWindow, a.chatTemplate == b.chatTemplate else { return false }
+        func resolved(_ path: String) -> String {
+            guard let r = realpath(path, nil) else { return path }
+            defer { free(r) }
+            return String(cString: r)
+        }
+        return a.path == b.path || resolved(a.path) == resolved(b.path)
+    }
+
     func engine(_ model: String) async throws -> ModelEngine {
         let info = try info(model)
         let threads = self.threads, serving = self.serving
         let task: Task<ModelEngine, Error> = engines.withLock { slots in
             if let slot = slots[model], slot.info == info { return slot.task }
+            // Another id for the same file with the same settings (e.g. `worker --model PATH` and
+            // the catalog id of that file) shares its engine: one copy of the weights, one scheduler.
+            if let other = slots.values.first(where: { Self.sameEngine($0.info, info) }) {
+                slots[model] = EngineSlot(info: info, task: other.task)
+                return other.task
+            }
             let t = Task<ModelEngine, Error>.detached {
                 try await withCheckedThrowingContinuation { continuation in
                     DispatchQueue.global(qos: .userInitiated).async {

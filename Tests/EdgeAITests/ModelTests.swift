@@ -202,6 +202,19 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(out.usage.completionTokens, 3)
         let window = try await local.contextWindow(of: "@cf/meta/llama-2-7b-chat-int8")
         XCTAssertEqual(window, 2048)
+        // Another id for the same file and settings (reached through a symbolic link) shares the
+        // engine: one copy of the weights, one scheduler, counted once in the loads.
+        let link = FileManager.default.temporaryDirectory.appendingPathComponent("edgeai-link-\(getpid()).gguf").path
+        try? FileManager.default.removeItem(atPath: link)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: path)
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        local.register("alias", path: link, contextWindow: 2048)
+        local.register("other-window", path: path, contextWindow: 1024)
+        let first = try await local.engine("@cf/meta/llama-2-7b-chat-int8")
+        let alias = try await local.engine("alias"), other = try await local.engine("other-window")
+        XCTAssertTrue(first === alias)
+        XCTAssertFalse(first === other)
+        XCTAssertEqual(local.engineLoads.count, 2)
         local.register("missing", path: "/nonexistent/model.gguf")
         do {
             _ = try await local.run("missing", AIInput(prompt: "Hi"))

@@ -361,6 +361,9 @@ final class ServingTests: XCTestCase {
 
     func testBusySlotsWhileGenerating() async throws {
         let ai = try TestModel.ai()
+        // Loaded first: the polls below must see the generations, not the load (the weights are
+        // copied at load, which can take longer than the polling on a busy machine).
+        try await ai.preload(TestModel.id)
         let w = try await RunningWorker.start(ai: ai, configuration: WorkerConfiguration(host: "127.0.0.1", port: 0, model: TestModel.id))
         defer { Task { await w.stop() } }
         // Three generations at once on one model of the default 8 slots: all run, none waits.

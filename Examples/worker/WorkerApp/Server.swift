@@ -105,7 +105,7 @@ public func makeWorkerRouter(ai: AI, configuration: WorkerConfiguration, state: 
     router.get("/metrics") { _, _ -> Response in
         let text = metrics.render(cache: ai.responseCache.stats, cacheBudget: ai.responseCache.byteBudget,
                                   loaded: [configuration.model: state.readiness == .ready],
-                                  load: ai.models.compactMap { ai.load($0.id) })
+                                  load: ai.engineLoads)
         return bytes(.ok, Array(text.utf8), contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 
