@@ -24,6 +24,7 @@
 
 #include "ek_internal.h"
 #include "ek_quants.h"
+#include "ek_reduce16.h"
 #include "include/ek_types.h"
 
 #define T5 EK_TARGET_AVX512
@@ -777,6 +778,62 @@ T5 static void gemm32m(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, i
     }
 }
 
+// ---- F16 and F32 ------------------------------------------------------------------------------
+
+// Float weights (activations as F16 for F16 matrices, F32 for F32 ones): the type's vec_dot per
+// (row, token) - four 16-lane accumulators over steps of 64 elements, (s0 + s2) + (s1 + s3), then
+// the horizontal sum - in tiles of 4 rows x 4 tokens. Each of the four accumulators only ever
+// sees lanes 16c..16c+15 of every step, so they are computed one c at a time (16 live
+// accumulators, one per (row, token)); a weight chunk is converted once for 4 tokens instead of
+// once per token, and the activations once per call. Needs ncols % 64 == 0 (no tail).
+#define TF 4   // rows and tokens per float tile
+T5 static inline __m512 ldf(int32_t type, const uint8_t *row, int64_t i) {
+    return type == EK_TYPE_F16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 2 * i)))
+                               : _mm512_loadu_ps((const float *)(row + 4 * i));
+}
+
+T5 static void gemmf(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                     const uint8_t *A, int64_t as, int64_t ntok, float *X, float *y, float *accum, int64_t ys) {
+    for (int64_t t = 0; t < ntok; t++) {   // activations as floats (exact), token-major
+        for (int64_t i = 0; i < ncols; i += 16) _mm512_storeu_ps(X + t * ncols + i, ldf(type, A + t * as, i));
+    }
+    for (int64_t r = r0; r < r1; r += TF) {
+        const int nr = r1 - r < TF ? (int)(r1 - r) : TF;
+        const uint8_t *w[TF];
+        for (int i = 0; i < TF; i++) w[i] = Wt + (size_t)(r + (i < nr ? i : 0)) * rs;   // spare rows repeat row r
+        for (int64_t t0 = 0; t0 < ntok; t0 += TF) {
+            const int nt = ntok - t0 < TF ? (int)(ntok - t0) : TF;
+            const float *x[TF];
+            for (int j = 0; j < TF; j++) x[j] = X + (t0 + (j < nt ? j : 0)) * ncols;
+            __m512 part[4][TF * TF];
+            for (int c = 0; c < 4; c++) {
+                __m512 acc[TF * TF];
+                for (int k = 0; k < TF * TF; k++) acc[k] = _mm512_setzero_ps();
+                for (int64_t i = 16 * c; i < ncols; i += 64) {
+                    __m512 wv[TF];
+                    for (int ri = 0; ri < TF; ri++) wv[ri] = ldf(type, w[ri], i);
+                    for (int tj = 0; tj < TF; tj++) {
+                        const __m512 xv = _mm512_loadu_ps(x[tj] + i);
+                        for (int ri = 0; ri < TF; ri++) acc[4 * tj + ri] = _mm512_fmadd_ps(wv[ri], xv, acc[4 * tj + ri]);
+                    }
+                }
+                for (int k = 0; k < TF * TF; k++) part[c][k] = acc[k];
+            }
+            __m512 v[TF * TF];
+            for (int k = 0; k < TF * TF; k++)
+                v[k] = _mm512_add_ps(_mm512_add_ps(part[0][k], part[2][k]), _mm512_add_ps(part[1][k], part[3][k]));
+            float out[TF * TF];   // out[4 tj + ri]: row r + ri, token t0 + tj
+            _mm512_storeu_ps(out, ek_reduce16x16_avx512(v));
+            for (int tj = 0; tj < nt; tj++)
+                for (int ri = 0; ri < nr; ri++) {
+                    const int64_t o = (t0 + tj) * ys + r + ri;
+                    if (accum) accum[o] += out[4 * tj + ri]; else y[o] = out[4 * tj + ri];
+                }
+        }
+    }
+}
+#undef TF
+
 // ---- entry -----------------------------------------------------------------------------------
 
 int ek_gemm_supported_avx512(int32_t type) {
@@ -786,6 +843,12 @@ int ek_gemm_supported_avx512(int32_t type) {
 
 T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                       const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys, int64_t rows) {
+    if ((type == EK_TYPE_F16 || type == EK_TYPE_F32) && ntok > 1 && r0 < r1 && ncols % 64 == 0) {
+        float *X = (float *)scratch(0, sizeof(float) * (size_t)ntok * (size_t)ncols);
+        if (!X) return 0;
+        gemmf(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, X, y, acc, ys);
+        return 1;
+    }
     if (!ek_gemm_supported_avx512(type) || ntok < 1 || r0 >= r1) return 0;
     if (type == EK_TYPE_Q4_K) {
         // only matrices llama.cpp repacks (rows % 8 == 0: the gemv order); others keep vec_dot

@@ -12,6 +12,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include "ek_reduce16.h"
 #define EK_X86 1
 #else
 #define EK_X86 0
@@ -620,25 +621,6 @@ T_AVX512 static float dots_f16_avx512(const uint16_t *x, const uint16_t *y, int6
 T_AVX512 static void softmax_f16_avx512(const float *s, int64_t n, uint16_t *p);
 #define softmax_f16_avx512_fwd softmax_f16_avx512
 
-// 16 reduce16_avx512 at once: r[k] = reduce16_avx512(v[k]) bit for bit (the same tree of
-// additions per vector: halves, quarters, pairs, last pair), done across the 16 vectors with
-// shuffles so that each addition serves 16 lanes.
-T_AVX512 static inline __m512 reduce16x16_avx512(const __m512 v[16]) {
-    __m512 a[8], b[4], c[2];
-    for (int m = 0; m < 8; m++)   // lanes 0-7: t3 of v[2m], 8-15: t3 of v[2m+1]
-        a[m] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], 0xEE), _mm512_shuffle_f32x4(v[2 * m], v[2 * m + 1], 0x44));
-    for (int j = 0; j < 4; j++)   // quarter q: t6 of v[4j + q]
-        b[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0xDD), _mm512_shuffle_f32x4(a[2 * j], a[2 * j + 1], 0x88));
-    for (int i = 0; i < 2; i++)   // quarter q: t8[0], t8[1] of b[2i]'s q, then of b[2i+1]'s q
-        c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    // lane 4q + j: the result of v[4j + q]
-    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                   _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-    return _mm512_permutexvar_ps(idx, r);
-}
-
 // The llama.cpp attention (EK_ATTN_GGML_VEC: dotv_f16_avx512; seq, i.e. EK_ATTN_GGML_TINYBLAS:
 // dots_f16_avx512; then softmax_f16_avx512) of the G query heads that share one KV head, for one
 // token, as ek_attn_row_ext computes each head one dot at a time, bit for bit: 16 scores and 16
@@ -689,7 +671,7 @@ T_AVX512 static inline __attribute__((always_inline)) void attn_group_body(
             }
         }
         for (int g = 0; g < G; g++) {
-            const __m512 r = _mm512_mul_ps(reduce16x16_avx512(V[g]), _mm512_set1_ps(scale));
+            const __m512 r = _mm512_mul_ps(ek_reduce16x16_avx512(V[g]), _mm512_set1_ps(scale));
             _mm512_mask_storeu_ps(scratch + g * hs + j0, (__mmask16)((1u << m) - 1u), r);
         }
     }
@@ -741,7 +723,7 @@ T_AVX512 static inline __attribute__((always_inline)) void attn_group_body(
             }
             for (int g = 0; g < G; g++) V[g][dd] = _mm512_add_ps(_mm512_add_ps(a[g][0], a[g][2]), _mm512_add_ps(a[g][1], a[g][3]));
         }
-        for (int g = 0; g < G; g++) _mm512_storeu_ps(out + g * out_head_stride + d0, reduce16x16_avx512(V[g]));
+        for (int g = 0; g < G; g++) _mm512_storeu_ps(out + g * out_head_stride + d0, ek_reduce16x16_avx512(V[g]));
     }
 }
 

@@ -100,8 +100,16 @@ final class TinyModelTests: XCTestCase {
         try checkBatchesMatchSingleDecodes()
     }
 
-    private func checkBatchesMatchSingleDecodes() throws {
-        let m = try model { $0.maxBatch = 64 }
+    /// F16 and F32 matrices (their batched AVX-512 kernel against their decode).
+    func testFloatWeightBatchesMatchSingleDecodesBitForBit() throws {
+        var spec = TinyModel()
+        spec.types = ["attn_q.weight": .f16, "attn_k.weight": .f32, "attn_v.weight": .f16, "attn_output.weight": .f32,
+                      "ffn_gate.weight": .f16, "ffn_up.weight": .f32, "ffn_down.weight": .f16, "token_embd.weight": .f16]
+        try checkBatchesMatchSingleDecodes(spec)
+    }
+
+    private func checkBatchesMatchSingleDecodes(_ spec: TinyModel = TinyModel()) throws {
+        let m = try model(spec) { $0.maxBatch = 64 }
         let toks = tokens(70)
         let b = try m.makeSession(contextLength: 80)
         let single = try toks.map { Array(try b.decode($0)) }
