@@ -335,6 +335,27 @@ final class Forward {
             blasMatmul(ms, from: src, srcStride: srcStride, cols: cols, n: n, into: outs, stride: stride, accumulate: accumulate)
             return
         }
+        // A few rows (a continuous-batching step) in one format: every thread quantizes them all
+        // into its own buffer and goes on to its share of the weight rows in the same pool run,
+        // instead of a parallel quantizing pass and a second run (one barrier less per product).
+        let fmt = ms[0].activationType
+        if n > 1, n <= Self.fusedQuantizeRows, pool.threads > 1, let perThread = s.actThreads,
+           ms.allSatisfy({ $0.activationType == fmt }) {
+            let rowBytes = Int(ek_row_bytes(fmt, Int64(cols)))
+            let fromFloat = ek_type_traits_of(fmt).pointee.from_float!
+            let t = mmTask(ms, cols: cols, n: n, act: [UnsafeRawPointer](repeating: UnsafeRawPointer(perThread), count: ms.count),
+                           actStride: [Int](repeating: rowBytes, count: ms.count), into: outs, stride: stride, accumulate: accumulate)
+            let region = Self.fusedQuantizeRows * s.actRowBytes, parts = ms.count
+            pool.run { ith, nth in
+                let mine = perThread + ith * region
+                for r in 0..<n { fromFloat(src + r * srcStride, mine + r * rowBytes, Int64(cols)) }
+                var own = t
+                let a = UnsafeRawPointer(mine)
+                own.a = (a, parts > 1 ? a : nil, parts > 2 ? a : nil)
+                ek_mm_task_run(&own, Int32(ith), Int32(nth))
+            }
+            return
+        }
         // Quantize the activations once per format the matrices take.
         var formats: [Int32] = []
         var act: [UnsafeRawPointer] = [], actStride: [Int] = []
@@ -350,13 +371,24 @@ final class Forward {
             formats.append(fmt)
             act.append(UnsafeRawPointer(slot)); actStride.append(rowBytes)
         }
+        var t = mmTask(ms, cols: cols, n: n, act: act, actStride: actStride, into: outs, stride: stride, accumulate: accumulate)
+        pool.run(ek_mm_task_run, context: &t)
+    }
+
+    /// Batches of up to this many rows quantize their activations inside the product's pool run.
+    static let fusedQuantizeRows = 16
+
+    /// The C task of one product: up to 3 matrices over the same activations.
+    private func mmTask(_ ms: [Matrix], cols: Int, n: Int, act: [UnsafeRawPointer], actStride: [Int],
+                        into outs: [UnsafeMutablePointer<Float>], stride: Int, accumulate: Bool) -> ek_mm_task {
         var t = ek_mm_task()
         t.ncols = Int64(cols); t.n_tok = Int64(n); t.y_stride = Int64(stride); t.nparts = Int32(ms.count)
         func pick<T>(_ a: [T], _ i: Int, _ zero: T) -> T { i < a.count ? a[i] : zero }
         let wts = ms.map { $0.data }, types = ms.map { $0.typeCode }, rws = ms.map { Int64($0.rows) }
         t.type = (pick(types, 0, 0), pick(types, 1, 0), pick(types, 2, 0))
         t.w = (pick(wts, 0, nil), pick(wts, 1, nil), pick(wts, 2, nil))
-        t.a = (pick(act, 0, nil), pick(act, 1, nil), pick(act, 2, nil))
+        let a: [UnsafeRawPointer?] = act
+        t.a = (pick(a, 0, nil), pick(a, 1, nil), pick(a, 2, nil))
         let st = actStride.map { Int64($0) }
         t.a_stride = (pick(st, 0, 0), pick(st, 1, 0), pick(st, 2, 0))
         let o: [UnsafeMutablePointer<Float>?] = outs
@@ -366,7 +398,7 @@ final class Forward {
             t.y = (pick(o, 0, nil), pick(o, 1, nil), pick(o, 2, nil))
         }
         t.rows = (pick(rws, 0, 0), pick(rws, 1, 0), pick(rws, 2, 0))
-        pool.run(ek_mm_task_run, context: &t)
+        return t
     }
 
     /// The BLAS product: per activation format among the matrices, the source rows rounded through

@@ -365,6 +365,9 @@ final class Scratch {
     /// by one product) of `rows` rows of at most `actRowBytes` bytes.
     let act: UnsafeMutableRawPointer
     let actRowBytes: Int
+    /// Per pool thread, `Forward.fusedQuantizeRows` rows of `actRowBytes` (batches of a few rows,
+    /// quantized by every thread for itself); nil for a one-row scratch.
+    let actThreads: UnsafeMutableRawPointer?
     /// [rows, max width] activations rounded through a format (BLAS path).
     let rounded: UnsafeMutablePointer<Float>?
     let blas: BLASScratch?
@@ -383,6 +386,13 @@ final class Scratch {
         let a = try AlignedBuffer(byteCount: 3 * rows * actRowBytes, what: "quantized activations")
         act = a.raw
         f.append(a)
+        if rows > 1 {
+            let t = try AlignedBuffer(byteCount: model.threads * Forward.fusedQuantizeRows * actRowBytes, what: "quantized activations per thread")
+            actThreads = t.raw
+            f.append(t)
+        } else {
+            actThreads = nil
+        }
         if useBLAS {
             let r = try AlignedBuffer(floats: rows * model.plan.maxColumns, what: "rounded activations")
             rounded = r.floats
