@@ -3,6 +3,7 @@
 
     python3 Benchmarks/load.py                          # clients 1,2,4,8,16 on both servers
     python3 Benchmarks/load.py --clients 8 --skip-llama-server
+    python3 Benchmarks/load.py --repeat 3                # 3 passes, the servers' order alternating
 
 Starts `worker` (built with swift build -c release) with --parallel, waits for /health, then
 for each client count runs that many threads, each sending --requests chat requests of
@@ -129,28 +130,51 @@ def main():
     ap.add_argument("--model-file", default=os.path.join(CACHE, "models", "smollm2-135m-instruct-q8_0.gguf"))
     ap.add_argument("--skip-llama-server", action="store_true")
     ap.add_argument("--skip-ours", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="passes over both servers, alternating which goes first; medians reported (default 1)")
     args = ap.parse_args()
 
-    results = {}
+    servers = []
     if not args.skip_ours:
         subprocess.run(["swift", "build", "-c", "release", "--product", "worker"], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL)
         worker = os.path.join(ROOT, ".build", "release", "worker")
-        results["ours"] = bench_server("EdgeAI worker", [worker, "--port", "18787", "--threads", str(args.threads),
-                                       "--parallel", str(args.parallel), "--model", args.model_file],
-                                       18787, args.model_file, args)
+        servers.append(("ours", "EdgeAI worker", [worker, "--port", "18787", "--threads", str(args.threads),
+                        "--parallel", str(args.parallel), "--model", args.model_file], 18787, args.model_file))
     if not args.skip_llama_server:
         binary = subprocess.run(["bash", os.path.join(ROOT, "Benchmarks", "build-llama-server.sh")], check=True,
                                 capture_output=True, text=True).stdout.strip()
         # -c: llama-server splits the context among its slots; 4096 per slot as ours have 8192 (prompts are short).
-        results["llama"] = bench_server("llama-server", [binary, "-m", args.model_file, "--port", "18788",
-                                        "-t", str(args.threads), "-np", str(args.llama_parallel),
-                                        "-c", str(4096 * args.llama_parallel), "--no-webui"],
-                                        18788, "model", args)
+        servers.append(("llama", "llama-server", [binary, "-m", args.model_file, "--port", "18788",
+                        "-t", str(args.threads), "-np", str(args.llama_parallel),
+                        "-c", str(4096 * args.llama_parallel), "--no-webui"], 18788, "model"))
+
+    # Passes: each runs every server once, the order alternating from pass to pass, so that a slow
+    # spell of the shared machine does not fall on one server only.
+    passes = []
+    for k in range(args.repeat):
+        order = servers if k % 2 == 0 else list(reversed(servers))
+        one = {}
+        for key, name, cmd, port, model in order:
+            one[key] = bench_server(name + (f" (pass {k + 1}/{args.repeat})" if args.repeat > 1 else ""),
+                                    cmd, port, model, args)
+        passes.append(one)
+        if args.repeat > 1 and len(one) == 2:
+            print("# pass %d ratios: %s" % (k + 1, ", ".join(f"{n}: {one['ours'][n]['tps'] / one['llama'][n]['tps']:.2f}×"
+                                                              for n in args.clients)), file=sys.stderr)
+    # Per server and client count: the pass with the median tok/s; ratios: median over passes.
+    results, ratios = {}, {}
+    for key in passes[0]:
+        results[key] = {n: sorted((p[key][n] for p in passes), key=lambda r: r["tps"])[len(passes) // 2]
+                        for n in args.clients}
+    if "ours" in results and "llama" in results:
+        ratios = {n: [p["ours"][n]["tps"] / p["llama"][n]["tps"] for p in passes] for n in args.clients}
 
     print(f"\n{args.tokens} new tokens per request, temperature 0, {args.requests} requests per client, "
           f"median of {args.rounds} rounds, {args.threads} threads; ours --parallel {args.parallel}, "
-          f"llama-server -np {args.llama_parallel}\n")
+          f"llama-server -np {args.llama_parallel}" +
+          (f"; {args.repeat} passes alternating the order (tok/s, p50, p95: the median pass; ratio: the median of "
+           f"the passes' ratios)" if args.repeat > 1 else "") + "\n")
     head = "| clients | ours tok/s | ours p50 s | ours p95 s |"
     if "llama" in results:
         head += " llama-server tok/s | p50 s | p95 s | tok/s ratio |"
@@ -163,7 +187,11 @@ def main():
         l = results.get("llama", {}).get(n)
         if "llama" in results:
             row += f" {l['tps']:.0f} | {l['p50']:.2f} | {l['p95']:.2f} |" if l else " - | - | - |"
-            row += f" {o['tps'] / l['tps']:.2f}× |" if o and l else " - |"
+            if o and l:
+                r = ratios[n]
+                row += f" {statistics.median(r):.2f}× |" + (f" ({' '.join(f'{x:.2f}' for x in r)})" if len(r) > 1 else "")
+            else:
+                row += " - |"
         print(row)
     if "ours" in results and 1 in results["ours"]:
         one = results["ours"][1]["tps"]
