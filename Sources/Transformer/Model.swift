@@ -7,8 +7,9 @@ import GGUF
 /// loaded from a GGUF file.
 ///
 /// Weights are multiplied in the type they are stored in (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
-/// Q5_1, Q2_K…Q6_K), read from a copy on huge pages or from the file mapping (`WeightStorage`). One model can serve several
-/// sessions; their evaluations are serialized (they share the worker pool).
+/// Q5_1, Q2_K…Q6_K), read from a copy on huge pages or from the file mapping (`WeightStorage`).
+/// One model can serve several sessions; their evaluations are serialized (they share the
+/// worker pool).
 public final class TransformerModel: @unchecked Sendable {
     /// Which of llama.cpp's CPU attention computations to reproduce (bit for bit on the int8 path).
     public enum AttentionArithmetic: String, Sendable, Codable, CaseIterable {
@@ -50,6 +51,7 @@ public final class TransformerModel: @unchecked Sendable {
         /// Sliding-window layers keep every position (llama.cpp's `--swa-full`) instead of the
         /// window plus two batches: more memory, but `truncate` can return to any position.
         public var fullSlidingWindowCache = false
+        /// Where the weight matrices live (default: a huge-page copy when it fits comfortably).
         public var weightStorage: WeightStorage = .automatic
         public init() {}
     }
