@@ -557,7 +557,7 @@ static void f32_to_f16_scalar(const float *x, uint16_t *y, int64_t n) {
 // it on AVX-512: e = exp(s - max) with the vectorized exp, the sum in double of per-16-block
 // float reductions (masked cells contribute exact zeros), then e * (float)(1/sum), rounded to
 // halves into p[0..<roundup(n,16)] (zeros past n).
-static void softmax_f16_scalar(const float *s, int64_t n, uint16_t *p) {
+static void softmax_f16_scalar(float *s, int64_t n, uint16_t *p) {
     float m = -INFINITY;
     for (int64_t i = 0; i < n; i++) m = s[i] > m ? s[i] : m;
     const int64_t n16 = (n + 15) & ~(int64_t)15;
@@ -618,7 +618,7 @@ T_AVX512 static float dots_f16_avx512(const uint16_t *x, const uint16_t *y, int6
     return reduce16_avx512(acc);
 }
 
-T_AVX512 static void softmax_f16_avx512(const float *s, int64_t n, uint16_t *p);
+T_AVX512 static void softmax_f16_avx512(float *s, int64_t n, uint16_t *p);
 #define softmax_f16_avx512_fwd softmax_f16_avx512
 
 // The llama.cpp attention (EK_ATTN_GGML_VEC: dotv_f16_avx512; seq, i.e. EK_ATTN_GGML_TINYBLAS:
@@ -755,7 +755,8 @@ T_AVX512 static int attn_group_avx512(int G, const float *q, int64_t qs, const u
     return 1;
 }
 
-T_AVX512 static void softmax_f16_avx512(const float *s, int64_t n, uint16_t *p) {
+// The scores s are overwritten by their exponentials (the sum needs them all before the scaling).
+T_AVX512 static void softmax_f16_avx512(float *s, int64_t n, uint16_t *p) {
     __m512 vm = _mm512_set1_ps(-INFINITY);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + i));
@@ -766,12 +767,13 @@ T_AVX512 static void softmax_f16_avx512(const float *s, int64_t n, uint16_t *p) 
     for (i = 0; i < n; i += 16) {
         const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
         const __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), mv)));
+        _mm512_mask_storeu_ps(s + i, k, e);
         sum += (double)reduce16_avx512(e);
     }
     const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
     for (i = 0; i < n; i += 16) {
         const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
-        const __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), mv)));
+        const __m512 e = _mm512_maskz_loadu_ps(k, s + i);
         _mm256_storeu_si256((__m256i *)(p + i), _mm512_cvtps_ph(_mm512_mul_ps(e, inv), _MM_FROUND_TO_NEAREST_INT));
     }
 }
@@ -845,7 +847,7 @@ T_AVX2 static float dots_f16_avx2(const uint16_t *x, const uint16_t *y, int64_t 
     return reduce16_avx2(lo, hi);
 }
 
-T_AVX2 static void softmax_f16_avx2(const float *s, int64_t n, uint16_t *p) {
+T_AVX2 static void softmax_f16_avx2(float *s, int64_t n, uint16_t *p) {
     float m = -INFINITY;
     for (int64_t i = 0; i < n; i++) m = s[i] > m ? s[i] : m;
     const __m256 mv = _mm256_set1_ps(m);
@@ -933,7 +935,7 @@ void ek_round_f16_f32(float *x, int64_t n) {
 typedef struct {
     float (*dotv)(const uint16_t *, const uint16_t *, int64_t, int);
     float (*dots)(const uint16_t *, const uint16_t *, int64_t);
-    void (*softmax)(const float *, int64_t, uint16_t *);
+    void (*softmax)(float *, int64_t, uint16_t *);   // overwrites the scores
     void (*mad)(uint16_t *, const uint16_t *, float, int64_t);
     void (*scale)(uint16_t *, float, int64_t);
 } f16_ops;
