@@ -195,6 +195,8 @@ def main():
     ap.add_argument("--json", action="store_true", help="print the combined results as JSON")
     ap.add_argument("--ttft", type=int, default=0, help="time to first token of a chat prompt of about this many tokens")
     args = ap.parse_args()
+    if args.rounds < 1 or args.r < 1:
+        sys.exit("compare: --rounds and -r must be at least 1")
     if not os.path.isfile(args.model):
         sys.exit(f"compare: model {args.model} not found (run Models/fetch.sh)")
     if args.bench is None:

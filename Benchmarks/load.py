@@ -133,6 +133,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=1,
                     help="passes over both servers, alternating which goes first; medians reported (default 1)")
     args = ap.parse_args()
+    if args.repeat < 1 or args.rounds < 1 or args.requests < 1:
+        sys.exit("load: --repeat, --rounds and --requests must be at least 1")
 
     servers = []
     if not args.skip_ours:
