@@ -59,6 +59,8 @@ private struct SplitMix64 {
     mutating func token(_ vocab: Int) -> Int32 { Int32(truncatingIfNeeded: next() % UInt64(vocab)) }
 }
 
+extension TransformerModel.WeightStorage: ExpressibleByArgument {}
+
 struct Speed: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "pp = one batch of -p tokens into an empty cache (logits of the last token only); tg = -n single-token decodes from an empty cache. Tokens/s mean ± sd over -r repetitions after one warm-up, like llama-bench.")
@@ -72,7 +74,7 @@ struct Speed: ParsableCommand {
     @Flag(name: .long, help: "print a JSON array with llama-bench's keys") var json = false
     @Option(name: .long, help: "batches of up to this many tokens use the single-token kernels block by block (default 4)") var smallBatch: Int?
     @Option(name: .long, help: "kernel set instead of this CPU's best: scalar, avx2 or avx512vnni") var kernel: String?
-    @Option(name: .long, help: "where the weight matrices live: mapping (the file's pages), hugePages (a copy on 2 MiB pages) or automatic (default)") var weights: String = "automatic"
+    @Option(name: .long, help: "where the weight matrices live: mapping (the file's pages), hugePages (a copy on 2 MiB pages) or automatic") var weights: TransformerModel.WeightStorage = .automatic
     @Option(name: .long, help: "also decode -n tokens for each of S sequences together (continuous batching, one forward pass per step), for each S of this comma-separated list; aggregate t/s") var sequences: String = ""
 
     func validate() throws {
@@ -80,16 +82,13 @@ struct Speed: ParsableCommand {
         guard r >= 1 else { throw ValidationError("-r must be >= 1") }
         guard t >= 0 else { throw ValidationError("-t must be >= 0") }
         if let b = blasFrom, b < 2 { throw ValidationError("--blas-from must be >= 2") }
-        guard TransformerModel.WeightStorage(rawValue: weights) != nil else {
-            throw ValidationError("--weights must be one of " + TransformerModel.WeightStorage.allCases.map(\.rawValue).joined(separator: ", "))
-        }
     }
 
     func run() throws {
         if let kernel, !TransformerModel.forceKernels(kernel) {
             throw ValidationError("--kernel \(kernel): unknown, or this CPU cannot run it")
         }
-        let m = try loadModel(model, threads: t, blasFrom: blasFrom, weights: TransformerModel.WeightStorage(rawValue: weights) ?? .automatic)
+        let m = try loadModel(model, threads: t, blasFrom: blasFrom, weights: weights)
         if let smallBatch { TransformerModel.smallBatchTokens = smallBatch }
         let vocab = m.config.vocabSize
         let session = try m.makeSession(contextLength: p + n)

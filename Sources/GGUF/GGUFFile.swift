@@ -321,8 +321,6 @@ public final class GGUFFile: @unchecked Sendable {
     /// The whole file as mapped.
     public var fileBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: mapping.base, count: mapping.size) }
 
-    /// Zero-copy view of a tensor's data, valid while this `GGUFFile` lives.
-    /// Empty if `tensor` does not describe a range inside this file's data section.
     /// Tells the kernel this process no longer needs the mapped pages of `tensor` (after copying
     /// it elsewhere), so they leave its resident memory; reading the tensor again later still
     /// gives the same bytes (they come back from the file). No effect on in-memory files.
@@ -334,6 +332,8 @@ public final class GGUFFile: @unchecked Sendable {
         mapping.releasePages(offset: p - mapping.base + r.lowerBound, count: r.count)
     }
 
+    /// Zero-copy view of a tensor's data, valid while this `GGUFFile` lives.
+    /// Empty if `tensor` does not describe a range inside this file's data section.
     public func bytes(of tensor: GGUFTensorInfo) -> UnsafeRawBufferPointer {
         let dataSize = max(0, fileSize - dataOffset)
         guard tensor.offset >= 0, tensor.byteCount >= 0, tensor.offset <= dataSize,
