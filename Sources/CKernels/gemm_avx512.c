@@ -313,7 +313,8 @@ typedef struct { __m512i x[8]; __m512i bs; __m512 d; } pk6;
 // Weight unpack for one row and super-block: 256 unsigned values (0..63), per chunk the int16
 // scales of its two 16-element halves as dpwssd wants them (both halves of the zmm), the 16
 // scales as int16 twice (for the bsums term), the float scale.
-typedef struct { uint8_t u[256]; __m512i sc[8]; __m512i scs; float d; uint8_t pad[60]; } wk6;
+// (Q3_K and Q2_K use the same unpack, see below; dmin is Q2_K's.)
+typedef struct { uint8_t u[256]; __m512i sc[8]; __m512i scs; float d, dmin; uint8_t pad[56]; } wk6;
 
 T5 static void unpack6(const uint8_t *w, int64_t nsb, wk6 *o) {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
@@ -432,6 +433,127 @@ T5 static void gemm6(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64
     }
 }
 
+
+T5 static inline __m512 negate_ps(__m512 x) {
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
+}
+
+// ---- Q3_K and Q2_K (against Q8_K) ------------------------------------------------------------
+// ggml_vec_dot_q3_K_q8_K and _q2_K_q8_K (AVX2) keep 8 int32 lanes per super-block like Q6_K:
+// lane l = sum over the 8 chunks of 32 of the chunk's 16-element scale (int16 pairs) times the
+// chunk's int16 sums of 2 products at bytes 4l..4l+3. Q3_K's values are q = ql - qh in -4..3,
+// its int16 sums maddubs(ql, a) - maddubs(qh, a); here u = q + 4 in 0..7 is unpacked and the
+// sums are maddubs(u, a) - maddubs(4, a), the same int16 numbers. Then acc = fma(d_a * d,
+// float(lanes), acc). Q2_K's values are 0..3 with unsigned scales, and before that each
+// super-block adds its mins: acc = fma(-(d_a * dmin), float(madd(mins, bsums)), acc), 8 lanes
+// as well. The result is hsum8(acc), as Q6_K's. The unpack is wk6 (scs holds Q2_K's mins as
+// int16, twice), the activation pack pk6.
+
+T5 static void unpack_k23(int32_t type, const uint8_t *w, int64_t nsb, wk6 *o) {
+    for (int64_t s = 0; s < nsb; s++, o++) {
+        int8_t sc[16];
+        const uint8_t *qs;
+        if (type == EK_TYPE_Q3_K) {
+            const uint8_t *p = w + 110 * s, *hm = p;
+            qs = p + 32;
+            for (int c = 0; c < 8; c++)
+                for (int l = 0; l < 32; l++)
+                    o->u[32 * c + l] = (uint8_t)(((qs[32 * (c >> 2) + l] >> (2 * (c & 3))) & 3) | (((hm[l] >> c) & 1) << 2));
+            ek_k3_scales(p + 96, sc);
+            o->d = f16f(p + 108);
+            o->dmin = 0;
+            o->scs = _mm512_setzero_si512();
+        } else {   // Q2_K
+            const uint8_t *p = w + 84 * s;
+            qs = p + 16;
+            for (int c = 0; c < 8; c++)
+                for (int l = 0; l < 32; l++) o->u[32 * c + l] = (uint8_t)((qs[32 * (c >> 2) + l] >> (2 * (c & 3))) & 3);
+            int16_t mv[32];
+            for (int k = 0; k < 32; k++) mv[k] = (int16_t)(p[k & 15] >> 4);
+            o->scs = _mm512_loadu_si512(mv);
+            for (int j = 0; j < 16; j++) sc[j] = (int8_t)(p[j] & 0x0f);
+            o->d = f16f(p + 80);
+            o->dmin = f16f(p + 82);
+        }
+        for (int c = 0; c < 8; c++) {
+            int16_t v[32];
+            for (int k = 0; k < 32; k++) v[k] = sc[2 * c + ((k & 15) >= 8)];
+            o->sc[c] = _mm512_loadu_si512(v);
+        }
+    }
+}
+
+// Rows [0, nr) x pairs [0, np) of the tile, nr <= TR, np <= TP6; Q3 selects Q3_K (else Q2_K).
+T5 static inline __attribute__((always_inline)) void tile_k23(const int Q3, const wk6 *W, const pk6 *P, int64_t nsb,
+                                                             int nr, int np, __m512 acc[TR][TP6]) {
+    const __m512i four = _mm512_set1_epi8(4);
+    for (int i = 0; i < TR; i++)
+        for (int j = 0; j < TP6; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        if (!Q3)
+            for (int j = 0; j < np; j++) {
+                const pk6 *q = P + j * nsb + s;
+                for (int i = 0; i < nr; i++) {
+                    const wk6 *w = W + i * nsb + s;
+                    const __m512 dm = negate_ps(_mm512_mul_ps(_mm512_set1_ps(w->dmin), q->d));
+                    acc[i][j] = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(_mm512_madd_epi16(w->scs, q->bs)), acc[i][j]);
+                }
+            }
+        __m512i sumi[TR][TP6];
+        for (int i = 0; i < TR; i++)
+            for (int j = 0; j < TP6; j++) sumi[i][j] = _mm512_setzero_si512();
+        for (int c = 0; c < 8; c++)
+            for (int j = 0; j < np; j++) {
+                const __m512i x = _mm512_load_si512(&P[j * nsb + s].x[c]);
+                const __m512i x4 = Q3 ? _mm512_maddubs_epi16(four, x) : _mm512_setzero_si512();
+                for (int i = 0; i < nr; i++) {
+                    const wk6 *w = W + i * nsb + s;
+                    const __m512i u = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(w->u + 32 * c)));
+                    __m512i m = _mm512_maddubs_epi16(u, x);
+                    if (Q3) m = _mm512_sub_epi16(m, x4);
+                    sumi[i][j] = _mm512_dpwssd_epi32(sumi[i][j], m, _mm512_load_si512(&w->sc[c]));
+                }
+            }
+        for (int j = 0; j < np; j++) {
+            const pk6 *q = P + j * nsb + s;
+            for (int i = 0; i < nr; i++) {
+                const wk6 *w = W + i * nsb + s;
+                const __m512 d = _mm512_mul_ps(_mm512_set1_ps(w->d), q->d);
+                acc[i][j] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi[i][j]), acc[i][j]);
+            }
+        }
+    }
+}
+
+T5 static void gemm_k23(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                        const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
+    const int64_t nsb = ncols / 256;
+    pk6 *P = (pk6 *)scratch(0, sizeof(pk6) * (size_t)(TB / 2) * (size_t)nsb);
+    wk6 *W = (wk6 *)scratch(1, sizeof(wk6) * (size_t)RB * (size_t)nsb);
+    if (!P || !W) return;
+    for (int64_t t0 = 0; t0 < ntok; t0 += TB) {
+        const int64_t nt = ntok - t0 < TB ? ntok - t0 : TB, npairs = (nt + 1) / 2;
+        pack6(A, as, t0, nt, nsb, P);
+        for (int64_t rb = r0; rb < r1; rb += RB) {
+            const int64_t nrb = r1 - rb < RB ? r1 - rb : RB;
+            for (int64_t i = 0; i < nrb; i++) unpack_k23(type, Wt + (size_t)(rb + i) * rs, nsb, W + i * nsb);
+            for (int64_t p = 0; p < npairs; p += TP6) {
+                const int np = (int)(npairs - p < TP6 ? npairs - p : TP6);
+                for (int64_t r = 0; r < nrb; r += TR) {
+                    const int nr = (int)(nrb - r < TR ? nrb - r : TR);
+                    __m512 acc[TR][TP6];
+                    if (type == EK_TYPE_Q3_K) tile_k23(1, W + r * nsb, P + p * nsb, nsb, nr, np, acc);
+                    else tile_k23(0, W + r * nsb, P + p * nsb, nsb, nr, np, acc);
+                    for (int i = 0; i < nr; i++)
+                        for (int j = 0; j < np; j++) {
+                            const int64_t t = t0 + 2 * (p + j);
+                            store_pair(acc[i][j], rb + r + i, t, t + 1 < t0 + nt, y, accum, ys);
+                        }
+                }
+            }
+        }
+    }
+}
 
 // ---- Q4_K in llama.cpp's repacked gemv order -------------------------------------------------
 // Per super-block the exact integers I = sum_j sc_j * (sum of q*a over sub-block j) and
@@ -607,9 +729,6 @@ T5 static void unpack5(const uint8_t *w, int64_t nsb, wk5 *o) {
     }
 }
 
-T5 static inline __m512 negate_ps(__m512 x) {
-    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
-}
 
 T5 static inline void tile5(const wk5 *W, const pk6 *P, int64_t nsb, int nr, int np, __m512 acc[TR][TP6], __m512 sm[TR][TP6]) {
     for (int i = 0; i < TR; i++)
@@ -838,7 +957,8 @@ T5 static void gemmf(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, int
 
 int ek_gemm_supported_avx512(int32_t type) {
     return type == EK_TYPE_Q8_0 || type == EK_TYPE_Q5_0 || type == EK_TYPE_Q4_0 || type == EK_TYPE_Q6_K ||
-           type == EK_TYPE_Q4_K || type == EK_TYPE_Q5_K || type == EK_TYPE_Q4_1 || type == EK_TYPE_Q5_1;
+           type == EK_TYPE_Q4_K || type == EK_TYPE_Q5_K || type == EK_TYPE_Q4_1 || type == EK_TYPE_Q5_1 ||
+           type == EK_TYPE_Q3_K || type == EK_TYPE_Q2_K;
 }
 
 T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
@@ -862,6 +982,11 @@ T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_
     if (type == EK_TYPE_Q4_1 || type == EK_TYPE_Q5_1) {
         if (!scratch(0, sizeof(pk32m) * (TB / 2) * (size_t)(ncols / 32)) || !scratch(1, sizeof(wk32m) * RB * (size_t)(ncols / 32))) return 0;
         gemm32m(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
+        return 1;
+    }
+    if (type == EK_TYPE_Q3_K || type == EK_TYPE_Q2_K) {
+        if (!scratch(0, sizeof(pk6) * (TB / 2) * (size_t)(ncols / 256)) || !scratch(1, sizeof(wk6) * RB * (size_t)(ncols / 256))) return 0;
+        gemm_k23(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
         return 1;
     }
     if (type == EK_TYPE_Q5_K) {
