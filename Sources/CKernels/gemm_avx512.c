@@ -25,6 +25,7 @@
 #include "ek_internal.h"
 #include "ek_quants.h"
 #include "ek_reduce16.h"
+#include "include/ek_kernels.h"
 #include "include/ek_types.h"
 
 #define T5 EK_TARGET_AVX512
@@ -951,6 +952,51 @@ T5 static void gemmf(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, int
         }
     }
 }
+
+// BF16 weights against BF16 activations, on CPUs with AVX512_BF16 (elsewhere the table's vec_dot
+// is the scalar one and this kernel is not used): vec_dot keeps two accumulators, vdpbf16ps over
+// elements i..i+31 and i+32..i+63 of every step of 64, then sums hsum16 of each in double, then
+// the tail. Here each accumulator is one pass over the row (16 live, one per (row, token) of a
+// 4 x 4 tile), reduced 16 at a time by the same tree.
+#define T5BF __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16")))
+T5BF static void gemmbf(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                        const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
+    const int64_t nfull = ncols & ~(int64_t)63;
+    for (int64_t r = r0; r < r1; r += TF) {
+        const int nr = r1 - r < TF ? (int)(r1 - r) : TF;
+        const uint16_t *w[TF];
+        for (int i = 0; i < TF; i++) w[i] = (const uint16_t *)(Wt + (size_t)(r + (i < nr ? i : 0)) * rs);
+        for (int64_t t0 = 0; t0 < ntok; t0 += TF) {
+            const int nt = ntok - t0 < TF ? (int)(ntok - t0) : TF;
+            const uint16_t *x[TF];
+            for (int j = 0; j < TF; j++) x[j] = (const uint16_t *)(A + (t0 + (j < nt ? j : 0)) * as);
+            float h[2][TF * TF];   // h[c][4 tj + ri]
+            for (int c = 0; c < 2; c++) {
+                __m512 acc[TF * TF];
+                for (int k = 0; k < TF * TF; k++) acc[k] = _mm512_setzero_ps();
+                for (int64_t i = 32 * c; i < nfull; i += 64) {
+                    __m512i wv[TF];
+                    for (int ri = 0; ri < TF; ri++) wv[ri] = _mm512_loadu_si512(w[ri] + i);
+                    for (int tj = 0; tj < TF; tj++) {
+                        const __m512i xv = _mm512_loadu_si512(x[tj] + i);
+                        for (int ri = 0; ri < TF; ri++)
+                            acc[4 * tj + ri] = _mm512_dpbf16_ps(acc[4 * tj + ri], (__m512bh)wv[ri], (__m512bh)xv);
+                    }
+                }
+                _mm512_storeu_ps(h[c], ek_reduce16x16_avx512(acc));
+            }
+            for (int tj = 0; tj < nt; tj++)
+                for (int ri = 0; ri < nr; ri++) {
+                    double sum = 0;
+                    sum += (double)h[0][4 * tj + ri];
+                    sum += (double)h[1][4 * tj + ri];
+                    for (int64_t i = nfull; i < ncols; i++) sum += (double)(ek_bf16_to_fp32(w[ri][i]) * ek_bf16_to_fp32(x[tj][i]));
+                    const int64_t o = (t0 + tj) * ys + r + ri;
+                    if (accum) accum[o] += (float)sum; else y[o] = (float)sum;
+                }
+        }
+    }
+}
 #undef TF
 
 // ---- entry -----------------------------------------------------------------------------------
@@ -967,6 +1013,17 @@ T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_
         float *X = (float *)scratch(0, sizeof(float) * (size_t)ntok * (size_t)ncols);
         if (!X) return 0;
         gemmf(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, X, y, acc, ys);
+        return 1;
+    }
+    if (type == EK_TYPE_BF16 && ntok > 1 && r0 < r1) {
+        static int has = -1;   // (as the table's vec_dot: native BF16 products or none)
+        int h = __atomic_load_n(&has, __ATOMIC_RELAXED);
+        if (h < 0) {
+            h = ek_cpu_has_avx512bf16();
+            __atomic_store_n(&has, h, __ATOMIC_RELAXED);
+        }
+        if (!h) return 0;
+        gemmbf((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
         return 1;
     }
     if (!ek_gemm_supported_avx512(type) || ntok < 1 || r0 >= r1) return 0;

@@ -506,10 +506,10 @@ final class TypesTests: XCTestCase {
     }
 
     func testMMTaskMatchesVecDot() {
-        // (the batched AVX-512 kernels: Q8_0, Q5_0, Q4_0, Q4_1, Q5_1, Q2_K, Q3_K, Q6_K, Q4_K, Q5_K, F16, F32; token counts across their
+        // (the batched AVX-512 kernels: Q8_0, Q5_0, Q4_0, Q4_1, Q5_1, Q2_K, Q3_K, Q6_K, Q4_K, Q5_K, F16, F32, BF16; token counts across their
         // 64-token blocks, odd counts, tiles of 4 rows x 4 pairs with remainders; Q8_0 batches of 2-64 take
         // the small-batch kernel; F16/F32 tiles of 4 rows x 4 tokens)
-        checkMMTask(combos: [[12], [14, 6], [12, 14, 13], [8, 10, 11], [6, 7, 2], [3, 8], [1], [30, 0], [8], [14], [2, 6], [13], [3], [7], [3, 7], [0], [1, 0, 8], [11], [10], [10, 11, 14]], seed: 404)
+        checkMMTask(combos: [[12], [14, 6], [12, 14, 13], [8, 10, 11], [6, 7, 2], [3, 8], [1], [30, 0], [8], [14], [2, 6], [13], [3], [7], [3, 7], [0], [1, 0, 8], [11], [10], [10, 11, 14], [30], [30, 1, 8]], seed: 404)
     }
 
     /// The AVX2 level's batched Q8_0, Q5_0 and Q4_0 kernel (tiles of 4 rows x 2 tokens) against their vec_dot.
@@ -526,7 +526,7 @@ final class TypesTests: XCTestCase {
         for types in combos {
             let ncols = types.count == 1 ? 768 : 512
             for nTok in [1, 2, 3, 4, 5, 6, 7, 8, 9, 23, 32, 33, 64, 65, 130] {
-                if nTok > 9 && !(types.allSatisfy { [8, 6, 2, 14, 12, 13, 3, 7, 1, 0, 10, 11].contains($0) }) { continue }
+                if nTok > 9 && !(types.allSatisfy { [8, 6, 2, 14, 12, 13, 3, 7, 1, 0, 10, 11, 30].contains($0) }) { continue }
                 for useAcc in [false, true] {
                     let np = types.count
                     // (a lone Q4_K: rows a multiple of 8, the repacked case; in mixes: any)

@@ -100,11 +100,14 @@ final class TinyModelTests: XCTestCase {
         try checkBatchesMatchSingleDecodes()
     }
 
-    /// F16 and F32 matrices (their batched AVX-512 kernel against their decode).
+    /// F16, F32 and BF16 matrices (their batched AVX-512 kernels against their decode).
     func testFloatWeightBatchesMatchSingleDecodesBitForBit() throws {
         var spec = TinyModel()
         spec.types = ["attn_q.weight": .f16, "attn_k.weight": .f32, "attn_v.weight": .f16, "attn_output.weight": .f32,
                       "ffn_gate.weight": .f16, "ffn_up.weight": .f32, "ffn_down.weight": .f16, "token_embd.weight": .f16]
+        try checkBatchesMatchSingleDecodes(spec)
+        spec.types = ["attn_q.weight": .bf16, "attn_k.weight": .bf16, "attn_v.weight": .f16, "attn_output.weight": .bf16,
+                      "ffn_gate.weight": .bf16, "ffn_up.weight": .f32, "ffn_down.weight": .bf16, "token_embd.weight": .bf16]
         try checkBatchesMatchSingleDecodes(spec)
     }
 
