@@ -76,6 +76,16 @@ public final class AI: Sendable {
     /// Models known by id, in catalog/registration order.
     public var models: [ModelInfo] { registry.withLock { $0 } }
 
+    /// The first registered model whose file is `path` (after resolving symbolic links), if any:
+    /// registering the path under another id with its context window and chat template makes the
+    /// two ids share one engine (as `worker --model PATH` does for a catalog file).
+    public func model(forFile path: String) -> ModelInfo? {
+        let probe = ModelInfo(id: "", path: path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path)
+        return registry.withLock { list in
+            list.first { Self.sameEngine(ModelInfo(id: "", path: $0.path, contextWindow: nil, chatTemplate: nil), probe) }
+        }
+    }
+
     /// The catalog's default model id (the one marked default, else the first).
     public var defaultModel: String? {
         registry.withLock { list in (list.first(where: \.isDefault) ?? list.first)?.id }

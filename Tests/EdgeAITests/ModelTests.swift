@@ -215,6 +215,11 @@ final class GenerationTests: XCTestCase {
         XCTAssertTrue(first === alias)
         XCTAssertFalse(first === other)
         XCTAssertEqual(local.engineLoads.count, 2)
+        // The file's first registration, found through the link (what `worker --model PATH` copies
+        // the settings from).
+        XCTAssertEqual(local.model(forFile: link)?.id, "@cf/meta/llama-2-7b-chat-int8")
+        XCTAssertEqual(local.model(forFile: link)?.contextWindow, 2048)
+        XCTAssertNil(local.model(forFile: "/nonexistent/other.gguf"))
         local.register("missing", path: "/nonexistent/model.gguf")
         do {
             _ = try await local.run("missing", AIInput(prompt: "Hi"))

@@ -81,7 +81,10 @@ struct Worker: AsyncParsableCommand {
             }
             var id = model ?? ai.defaultModel
             if let m = model, m.hasSuffix(".gguf") || FileManager.default.fileExists(atPath: m) {
-                ai.register(m, path: m)
+                // A catalog model's file keeps the catalog's settings, so that requests naming its
+                // catalog id and requests naming the path share one engine (one copy of the weights).
+                let twin = ai.model(forFile: m)
+                ai.register(m, path: m, contextWindow: twin?.contextWindow, chatTemplate: twin?.chatTemplate)
                 id = m
             }
             guard let id else { throw AIError(code: 5007, message: "No model given and no catalog default; pass --model") }
