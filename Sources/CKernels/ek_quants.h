@@ -18,6 +18,9 @@ void ek_rows_q4_K_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols,
 int ek_gemm_supported_avx512(int32_t type);
 // Batches of Q8_0, Q5_0 and Q4_0 on AVX2 (quants_avx2.c), same contract: every result equals
 // the type's AVX2 vec_dot. Returns 0 (nothing done) for other types.
+// Q4_K matrices with rows % 8 == 0 (the gemv order of ek_vec_dot_q4_K_q8_K_rp_avx2), AVX2: 1 if done.
+int ek_gemm_q4k_avx2(const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                     const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
 int ek_gemm32_avx2(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                    const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,

@@ -450,36 +450,43 @@ T5 static inline __m512 negate_ps(__m512 x) {
 // as well. The result is hsum8(acc), as Q6_K's. The unpack is wk6 (scs holds Q2_K's mins as
 // int16, twice), the activation pack pk6.
 
+// Chunk c's int16 scales as dpwssd wants them: lanes 0..7 s[2c], 8..15 s[2c+1], both halves.
+T5 static inline __m512i chunk_scales(__m128i s, int c) {
+    const __m128i idx = _mm_add_epi8(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm_set1_epi8((char)(2 * c)));
+    return _mm512_broadcast_i64x4(_mm256_cvtepi8_epi16(_mm_shuffle_epi8(s, idx)));
+}
+
 T5 static void unpack_k23(int32_t type, const uint8_t *w, int64_t nsb, wk6 *o) {
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     for (int64_t s = 0; s < nsb; s++, o++) {
-        int8_t sc[16];
+        __m128i sc;
         const uint8_t *qs;
+        __m256i hm = _mm256_setzero_si256();
         if (type == EK_TYPE_Q3_K) {
-            const uint8_t *p = w + 110 * s, *hm = p;
+            const uint8_t *p = w + 110 * s;
             qs = p + 32;
-            for (int c = 0; c < 8; c++)
-                for (int l = 0; l < 32; l++)
-                    o->u[32 * c + l] = (uint8_t)(((qs[32 * (c >> 2) + l] >> (2 * (c & 3))) & 3) | (((hm[l] >> c) & 1) << 2));
-            ek_k3_scales(p + 96, sc);
+            hm = _mm256_loadu_si256((const __m256i *)p);
+            int8_t s8[16];
+            ek_k3_scales(p + 96, s8);
+            sc = _mm_loadu_si128((const __m128i *)s8);
             o->d = f16f(p + 108);
             o->dmin = 0;
             o->scs = _mm512_setzero_si512();
         } else {   // Q2_K
             const uint8_t *p = w + 84 * s;
             qs = p + 16;
-            for (int c = 0; c < 8; c++)
-                for (int l = 0; l < 32; l++) o->u[32 * c + l] = (uint8_t)((qs[32 * (c >> 2) + l] >> (2 * (c & 3))) & 3);
-            int16_t mv[32];
-            for (int k = 0; k < 32; k++) mv[k] = (int16_t)(p[k & 15] >> 4);
-            o->scs = _mm512_loadu_si512(mv);
-            for (int j = 0; j < 16; j++) sc[j] = (int8_t)(p[j] & 0x0f);
+            const __m128i raw = _mm_loadu_si128((const __m128i *)p);
+            sc = _mm_and_si128(raw, _mm_set1_epi8(0x0f));
+            o->scs = _mm512_broadcast_i64x4(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f))));
             o->d = f16f(p + 80);
             o->dmin = f16f(p + 82);
         }
         for (int c = 0; c < 8; c++) {
-            int16_t v[32];
-            for (int k = 0; k < 32; k++) v[k] = sc[2 * c + ((k & 15) >= 8)];
-            o->sc[c] = _mm512_loadu_si512(v);
+            const __m256i q = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(qs + 32 * (c >> 2))), 2 * (c & 3)), m3);
+            __m256i u = q;
+            if (type == EK_TYPE_Q3_K) u = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, c), one), 2));
+            _mm256_store_si256((__m256i *)(o->u + 32 * c), u);
+            o->sc[c] = chunk_scales(sc, c);
         }
     }
 }
@@ -503,18 +510,23 @@ T5 static inline __attribute__((always_inline)) void tile_k23(const int Q3, cons
         __m512i sumi[TR][TP6];
         for (int i = 0; i < TR; i++)
             for (int j = 0; j < TP6; j++) sumi[i][j] = _mm512_setzero_si512();
-        for (int c = 0; c < 8; c++)
+        for (int c = 0; c < 8; c++) {
+            __m512i x[TP6], x4[TP6];
             for (int j = 0; j < np; j++) {
-                const __m512i x = _mm512_load_si512(&P[j * nsb + s].x[c]);
-                const __m512i x4 = Q3 ? _mm512_maddubs_epi16(four, x) : _mm512_setzero_si512();
-                for (int i = 0; i < nr; i++) {
-                    const wk6 *w = W + i * nsb + s;
-                    const __m512i u = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(w->u + 32 * c)));
-                    __m512i m = _mm512_maddubs_epi16(u, x);
-                    if (Q3) m = _mm512_sub_epi16(m, x4);
-                    sumi[i][j] = _mm512_dpwssd_epi32(sumi[i][j], m, _mm512_load_si512(&w->sc[c]));
+                x[j] = _mm512_load_si512(&P[j * nsb + s].x[c]);
+                x4[j] = Q3 ? _mm512_maddubs_epi16(four, x[j]) : _mm512_setzero_si512();
+            }
+            for (int i = 0; i < nr; i++) {
+                const wk6 *w = W + i * nsb + s;
+                const __m512i u = _mm512_broadcast_i64x4(_mm256_load_si256((const __m256i *)(w->u + 32 * c)));
+                const __m512i sc = _mm512_load_si512(&w->sc[c]);
+                for (int j = 0; j < np; j++) {
+                    __m512i m = _mm512_maddubs_epi16(u, x[j]);
+                    if (Q3) m = _mm512_sub_epi16(m, x4[j]);
+                    sumi[i][j] = _mm512_dpwssd_epi32(sumi[i][j], m, sc);
                 }
             }
+        }
         for (int j = 0; j < np; j++) {
             const pk6 *q = P + j * nsb + s;
             for (int i = 0; i < nr; i++) {
@@ -543,8 +555,15 @@ T5 static void gemm_k23(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, 
                 for (int64_t r = 0; r < nrb; r += TR) {
                     const int nr = (int)(nrb - r < TR ? nrb - r : TR);
                     __m512 acc[TR][TP6];
-                    if (type == EK_TYPE_Q3_K) tile_k23(1, W + r * nsb, P + p * nsb, nsb, nr, np, acc);
-                    else tile_k23(0, W + r * nsb, P + p * nsb, nsb, nr, np, acc);
+                    // (the full tile with constant sizes: unrolled, the accumulators in registers)
+                    const int full = nr == TR && np == TP6;
+                    if (type == EK_TYPE_Q3_K) {
+                        if (full) tile_k23(1, W + r * nsb, P + p * nsb, nsb, TR, TP6, acc);
+                        else tile_k23(1, W + r * nsb, P + p * nsb, nsb, nr, np, acc);
+                    } else {
+                        if (full) tile_k23(0, W + r * nsb, P + p * nsb, nsb, TR, TP6, acc);
+                        else tile_k23(0, W + r * nsb, P + p * nsb, nsb, nr, np, acc);
+                    }
                     for (int i = 0; i < nr; i++)
                         for (int j = 0; j < np; j++) {
                             const int64_t t = t0 + 2 * (p + j);
@@ -731,7 +750,7 @@ T5 static void unpack5(const uint8_t *w, int64_t nsb, wk5 *o) {
 }
 
 
-T5 static inline void tile5(const wk5 *W, const pk6 *P, int64_t nsb, int nr, int np, __m512 acc[TR][TP6], __m512 sm[TR][TP6]) {
+T5 static inline __attribute__((always_inline)) void tile5(const wk5 *W, const pk6 *P, int64_t nsb, int nr, int np, __m512 acc[TR][TP6], __m512 sm[TR][TP6]) {
     for (int i = 0; i < TR; i++)
         for (int j = 0; j < TP6; j++) acc[i][j] = sm[i][j] = _mm512_setzero_ps();
     for (int64_t s = 0; s < nsb; s++) {
@@ -779,7 +798,8 @@ T5 static void gemm5(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64
                 for (int64_t r = 0; r < nrb; r += TR) {
                     const int nr = (int)(nrb - r < TR ? nrb - r : TR);
                     __m512 acc[TR][TP6], sm[TR][TP6];
-                    tile5(W + r * nsb, P + p * nsb, nsb, nr, np, acc, sm);
+                    if (nr == TR && np == TP6) tile5(W + r * nsb, P + p * nsb, nsb, TR, TP6, acc, sm);   // unrolled
+                    else tile5(W + r * nsb, P + p * nsb, nsb, nr, np, acc, sm);
                     for (int i = 0; i < nr; i++)
                         for (int j = 0; j < np; j++) {
                             const int64_t t = t0 + 2 * (p + j), row = rb + r + i;
@@ -844,7 +864,7 @@ T5 static void pack32m(const uint8_t *A, int64_t as, int64_t t0, int64_t nt, int
     }
 }
 
-T5 static inline void tile32m(const wk32m *W, const pk32m *P, int64_t nb, int nr, int np, __m512 acc[TR][TP6], __m512 sm[TR][TP6]) {
+T5 static inline __attribute__((always_inline)) void tile32m(const wk32m *W, const pk32m *P, int64_t nb, int nr, int np, __m512 acc[TR][TP6], __m512 sm[TR][TP6]) {
     for (int i = 0; i < TR; i++)
         for (int j = 0; j < TP6; j++) acc[i][j] = sm[i][j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++)
@@ -879,7 +899,8 @@ T5 static void gemm32m(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, i
                 for (int64_t r = 0; r < nrb; r += TR) {
                     const int nr = (int)(nrb - r < TR ? nrb - r : TR);
                     __m512 acc[TR][TP6], sm[TR][TP6];
-                    tile32m(W + r * nb, P + p * nb, nb, nr, np, acc, sm);
+                    if (nr == TR && np == TP6) tile32m(W + r * nb, P + p * nb, nb, TR, TP6, acc, sm);   // unrolled
+                    else tile32m(W + r * nb, P + p * nb, nb, nr, np, acc, sm);
                     for (int i = 0; i < nr; i++)
                         for (int j = 0; j < np; j++) {
                             const int64_t t = t0 + 2 * (p + j), row = rb + r + i;

@@ -7,6 +7,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "ek_internal.h"
 #include "ek_quants.h"
@@ -279,6 +280,120 @@ T2 float ek_vec_dot_q4_K_q8_K_rp_avx2(int64_t n, const void *vw, const void *va)
         acc = _mm_fmadd_ps(_mm_cvtepi32_ps(s), q4k_rp_scales(w, a), acc);
     }
     return _mm_cvtss_f32(acc) - _mm_cvtss_f32(_mm_movehdup_ps(acc));
+}
+
+// ---- batches of Q4_K in the gemv order (matrices llama.cpp repacks: rows % 8 == 0) ----------
+// Per row, token and super-block only the totals I and M of q4k_rp_lanes enter the floats (one
+// fma each), so any exact integer order gives the bits of ek_vec_dot_q4_K_q8_K_rp_avx2. Rows are
+// unpacked once per block of rows (nibbles as bytes, int16 scales, mins as int16 pairs) and
+// multiplied in tiles of 2 rows x 2 tokens.
+typedef struct { uint8_t q[256]; int16_t mn[16]; int16_t sc[8]; float d, dmin; uint8_t pad[8]; } q4k_unpacked;
+
+#define Q4K_RB 16   // rows per unpack
+
+static _Thread_local q4k_unpacked *g_q4k;
+static _Thread_local size_t g_q4k_cap;
+
+T2 static void q4k_unpack_row(const uint8_t *w, int64_t nsb, q4k_unpacked *o) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    for (int64_t s = 0; s < nsb; s++, w += 144, o++) {
+        for (int j = 0; j < 4; j++) {
+            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+            _mm256_storeu_si256((__m256i *)(o->q + 64 * j), _mm256_and_si256(q4, m4));
+            _mm256_storeu_si256((__m256i *)(o->q + 64 * j + 32), _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4));
+        }
+        uint32_t u[4];
+        k4_unpack(w + 4, u);
+        const uint8_t *b = (const uint8_t *)u;   // scales b[0..7], mins b[8..15]
+        for (int j = 0; j < 8; j++) {
+            o->sc[j] = b[j];
+            o->mn[2 * j] = o->mn[2 * j + 1] = b[8 + j];
+        }
+        o->d = h2f(w);
+        o->dmin = h2f(w + 2);
+    }
+}
+
+T2 static inline int32_t hsum_epi32_avx2(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// Rows w[0..NR) x tokens a, a + as (NT of them): out[i][j] as the gemv order computes it.
+T2 static inline __attribute__((always_inline)) void q4k_tile_avx2(const q4k_unpacked *w, int64_t nsb, const uint8_t *a,
+                                                                  int64_t as, const int NR, const int NT, float out[2][2]) {
+    float accI[2][2] = {{0, 0}, {0, 0}}, accM[2][2] = {{0, 0}, {0, 0}};
+    for (int64_t s = 0; s < nsb; s++) {
+        __m256i sumi[2][2];
+        for (int i = 0; i < NR; i++)
+            for (int j = 0; j < NT; j++) sumi[i][j] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {   // chunk c: elements 32c..32c+31, scale c
+            __m256i x[2];
+            for (int j = 0; j < NT; j++) x[j] = _mm256_loadu_si256((const __m256i *)(a + j * as + 292 * s + 4 + 32 * c));
+            for (int i = 0; i < NR; i++) {
+                const q4k_unpacked *u = w + i * nsb + s;
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
+                const __m256i sc = _mm256_set1_epi16(u->sc[c]);
+                for (int j = 0; j < NT; j++)
+                    sumi[i][j] = _mm256_add_epi32(sumi[i][j], _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q, x[j])));
+            }
+        }
+        for (int j = 0; j < NT; j++) {
+            const uint8_t *aj = a + j * as + 292 * s;
+            const float ad = q8k_d(aj);
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(aj + 260));
+            for (int i = 0; i < NR; i++) {
+                const q4k_unpacked *u = w + i * nsb + s;
+                const int32_t I = hsum_epi32_avx2(sumi[i][j]);
+                const int32_t M = hsum_epi32_avx2(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)u->mn), bs));
+                accI[i][j] = fmaf((float)I, u->d * ad, accI[i][j]);
+                accM[i][j] = fmaf((float)M, u->dmin * ad, accM[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) out[i][j] = accI[i][j] - accM[i][j];
+}
+
+T2 int ek_gemm_q4k_avx2(const void *wv, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                        const void *av, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+    const uint8_t *W = (const uint8_t *)wv, *A = (const uint8_t *)av;
+    const int64_t nsb = ncols / 256;
+    const size_t need = (size_t)Q4K_RB * (size_t)nsb;
+    if (g_q4k_cap < need) {
+        free(g_q4k);
+        g_q4k = (q4k_unpacked *)aligned_alloc(64, ((need * sizeof(q4k_unpacked)) + 63) & ~(size_t)63);
+        g_q4k_cap = g_q4k ? need : 0;
+        if (!g_q4k) return 0;
+    }
+    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1/L2
+        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
+        for (int64_t rb = r0; rb < r1; rb += Q4K_RB) {
+            const int64_t nrb = r1 - rb < Q4K_RB ? r1 - rb : Q4K_RB;
+            for (int64_t i = 0; i < nrb; i++) q4k_unpack_row(W + (size_t)(rb + i) * rs, nsb, g_q4k + i * nsb);
+            for (int64_t r = 0; r < nrb; r += 2) {
+                const int nr = nrb - r < 2 ? 1 : 2;
+                for (int64_t t = t0; t < t1; t += 2) {
+                    const int nt = t1 - t < 2 ? 1 : 2;
+                    float v[2][2];
+                    const q4k_unpacked *w = g_q4k + r * nsb;
+                    const uint8_t *a = A + t * as;
+                    if (nr == 2 && nt == 2) q4k_tile_avx2(w, nsb, a, as, 2, 2, v);
+                    else if (nr == 2) q4k_tile_avx2(w, nsb, a, as, 2, 1, v);
+                    else if (nt == 2) q4k_tile_avx2(w, nsb, a, as, 1, 2, v);
+                    else q4k_tile_avx2(w, nsb, a, as, 1, 1, v);
+                    for (int i = 0; i < nr; i++)
+                        for (int j = 0; j < nt; j++) {
+                            const int64_t k = (t + j) * ys + rb + r + i;
+                            if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
+                        }
+                }
+            }
+        }
+    }
+    return 1;
 }
 
 // gemm order: one fma per pair of sub-blocks
