@@ -21,6 +21,9 @@ int ek_gemm_supported_avx512(int32_t type);
 // Q4_K matrices with rows % 8 == 0 (the gemv order of ek_vec_dot_q4_K_q8_K_rp_avx2), AVX2: 1 if done.
 int ek_gemm_q4k_avx2(const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                      const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
+// Q6_K (the lanes of ek_vec_dot_q6_K_q8_K_avx2), AVX2: 1 if done.
+int ek_gemm_q6k_avx2(const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                     const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
 int ek_gemm32_avx2(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                    const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,

@@ -482,6 +482,114 @@ T2 float ek_vec_dot_q6_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
     return hsum8_avx2(acc);
 }
 
+// ---- batches of Q6_K ----------------------------------------------------------------------
+// ek_vec_dot_q6_K_q8_K_avx2 per (row, token): the same 8 int32 lanes per super-block (chunk c's
+// pair scales times maddubs of its unsigned values, minus 32 * madd(bsums, scales)), one fma
+// with d_a * d, hsum8 at the end. Rows are unpacked once per block of rows (values 0..63 in
+// chunk order, the chunks' pair scales, the 16 scales as int16) and multiplied in tiles of
+// 2 rows x 2 tokens.
+typedef struct { uint8_t q[256]; int16_t ps[8][16]; int16_t sc[16]; float d; uint8_t pad[28]; } q6k_unpacked;
+
+#define Q6K_RB 16   // rows per unpack
+
+static _Thread_local q6k_unpacked *g_q6k;
+static _Thread_local size_t g_q6k_cap;
+
+T2 static void q6k_unpack_row(const uint8_t *w, int64_t nsb, q6k_unpacked *o) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+    for (int64_t s = 0; s < nsb; s++, w += 210, o++) {
+        for (int h = 0; h < 2; h++) {
+            const __m256i b1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));
+            const __m256i b2 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
+            const __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(b1, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4)),
+                _mm256_or_si256(_mm256_and_si256(b2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b2, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4))};
+            for (int k = 0; k < 4; k++) _mm256_storeu_si256((__m256i *)(o->q + 32 * (4 * h + k)), q[k]);
+        }
+        const __m128i sc = _mm_loadu_si128((const __m128i *)(w + 192));
+        for (int c = 0; c < 8; c++) _mm256_storeu_si256((__m256i *)o->ps[c], pair_scales(sc, c));
+        _mm256_storeu_si256((__m256i *)o->sc, _mm256_cvtepi8_epi16(sc));
+        o->d = h2f(w + 208);
+    }
+}
+
+T2 static inline __attribute__((always_inline)) void q6k_tile_avx2(const q6k_unpacked *w, int64_t nsb, const uint8_t *a,
+                                                                  int64_t as, const int NR, const int NT, float out[2][2]) {
+    __m256 acc[2][2];
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) acc[i][j] = _mm256_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m256i sumi[2][2];
+        for (int i = 0; i < NR; i++)
+            for (int j = 0; j < NT; j++) sumi[i][j] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            __m256i x[2];
+            for (int j = 0; j < NT; j++) x[j] = _mm256_loadu_si256((const __m256i *)(a + j * as + 292 * s + 4 + 32 * c));
+            for (int i = 0; i < NR; i++) {
+                const q6k_unpacked *u = w + i * nsb + s;
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
+                const __m256i ps = _mm256_loadu_si256((const __m256i *)u->ps[c]);
+                for (int j = 0; j < NT; j++)
+                    sumi[i][j] = _mm256_add_epi32(sumi[i][j], _mm256_madd_epi16(ps, _mm256_maddubs_epi16(q, x[j])));
+            }
+        }
+        for (int j = 0; j < NT; j++) {
+            const uint8_t *aj = a + j * as + 292 * s;
+            const float ad = q8k_d(aj);
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)(aj + 260));
+            for (int i = 0; i < NR; i++) {
+                const q6k_unpacked *u = w + i * nsb + s;
+                const __m256i sub = _mm256_slli_epi32(_mm256_madd_epi16(bs, _mm256_loadu_si256((const __m256i *)u->sc)), 5);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(ad * u->d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[i][j], sub)), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) out[i][j] = hsum8_avx2(acc[i][j]);
+}
+
+T2 int ek_gemm_q6k_avx2(const void *wv, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                        const void *av, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+    const uint8_t *W = (const uint8_t *)wv, *A = (const uint8_t *)av;
+    const int64_t nsb = ncols / 256;
+    const size_t need = (size_t)Q6K_RB * (size_t)nsb;
+    if (g_q6k_cap < need) {
+        free(g_q6k);
+        g_q6k = (q6k_unpacked *)aligned_alloc(64, need * sizeof(q6k_unpacked));
+        g_q6k_cap = g_q6k ? need : 0;
+        if (!g_q6k) return 0;
+    }
+    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1/L2
+        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
+        for (int64_t rb = r0; rb < r1; rb += Q6K_RB) {
+            const int64_t nrb = r1 - rb < Q6K_RB ? r1 - rb : Q6K_RB;
+            for (int64_t i = 0; i < nrb; i++) q6k_unpack_row(W + (size_t)(rb + i) * rs, nsb, g_q6k + i * nsb);
+            for (int64_t r = 0; r < nrb; r += 2) {
+                const int nr = nrb - r < 2 ? 1 : 2;
+                for (int64_t t = t0; t < t1; t += 2) {
+                    const int nt = t1 - t < 2 ? 1 : 2;
+                    float v[2][2];
+                    const q6k_unpacked *w = g_q6k + r * nsb;
+                    const uint8_t *a = A + t * as;
+                    if (nr == 2 && nt == 2) q6k_tile_avx2(w, nsb, a, as, 2, 2, v);
+                    else if (nr == 2) q6k_tile_avx2(w, nsb, a, as, 2, 1, v);
+                    else if (nt == 2) q6k_tile_avx2(w, nsb, a, as, 1, 2, v);
+                    else q6k_tile_avx2(w, nsb, a, as, 1, 1, v);
+                    for (int i = 0; i < nr; i++)
+                        for (int j = 0; j < nt; j++) {
+                            const int64_t k = (t + j) * ys + rb + r + i;
+                            if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
+                        }
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 T2 float ek_vec_dot_q3_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
     const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
     const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
