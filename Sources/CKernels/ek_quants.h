@@ -24,6 +24,9 @@ int ek_gemm_q4k_avx2(const void *W, size_t rs, int64_t r0, int64_t r1, int64_t n
 // Q6_K (the lanes of ek_vec_dot_q6_K_q8_K_avx2), AVX2: 1 if done.
 int ek_gemm_q6k_avx2(const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                      const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
+// Q5_K (the lanes of ek_vec_dot_q5_K_q8_K_avx2), AVX2: 1 if done.
+int ek_gemm_q5k_avx2(const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                     const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
 int ek_gemm32_avx2(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                    const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,

@@ -447,6 +447,122 @@ T2 float ek_vec_dot_q5_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
     return hsum8_avx2(acc) + summs;
 }
 
+// ---- batches of Q5_K ----------------------------------------------------------------------
+// ek_vec_dot_q5_K_q8_K_avx2 per (row, token): per super-block 8 int32 lanes (chunk c's scale
+// times maddubs of its values 0..31), acc = fma(d_a * d, float(lanes), acc), and the mins' exact
+// total M with summs = fmaf(-d_a * dmin, M, summs); hsum8(acc) + summs. Rows unpacked once per
+// block of rows, tiles of 2 rows x 2 tokens.
+typedef struct { uint8_t q[256]; int16_t sc[8]; int16_t mn[8]; float d, dmin; uint8_t pad[24]; } q5k_unpacked;
+
+#define Q5K_RB 16   // rows per unpack
+
+static _Thread_local q5k_unpacked *g_q5k;
+static _Thread_local size_t g_q5k_cap;
+
+T2 static void q5k_unpack_row(const uint8_t *w, int64_t nsb, q5k_unpacked *o) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    for (int64_t s = 0; s < nsb; s++, w += 176, o++) {
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(w + 16));
+        for (int j = 0; j < 4; j++) {
+            const __m256i q5 = _mm256_loadu_si256((const __m256i *)(w + 48 + 32 * j));
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(q5, m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q5, 4), m4),
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+            _mm256_storeu_si256((__m256i *)(o->q + 64 * j), lo);
+            _mm256_storeu_si256((__m256i *)(o->q + 64 * j + 32), hi);
+        }
+        uint32_t u[4];
+        k4_unpack(w + 4, u);
+        const uint8_t *b = (const uint8_t *)u;   // scales b[0..7], mins b[8..15]
+        for (int j = 0; j < 8; j++) {
+            o->sc[j] = b[j];
+            o->mn[j] = b[8 + j];
+        }
+        o->d = h2f(w);
+        o->dmin = h2f(w + 2);
+    }
+}
+
+T2 static inline __attribute__((always_inline)) void q5k_tile_avx2(const q5k_unpacked *w, int64_t nsb, const uint8_t *a,
+                                                                  int64_t as, const int NR, const int NT, float out[2][2]) {
+    __m256 acc[2][2];
+    float summs[2][2] = {{0, 0}, {0, 0}};
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) acc[i][j] = _mm256_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m256i sumi[2][2];
+        for (int i = 0; i < NR; i++)
+            for (int j = 0; j < NT; j++) sumi[i][j] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            __m256i x[2];
+            for (int j = 0; j < NT; j++) x[j] = _mm256_loadu_si256((const __m256i *)(a + j * as + 292 * s + 4 + 32 * c));
+            for (int i = 0; i < NR; i++) {
+                const q5k_unpacked *u = w + i * nsb + s;
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
+                const __m256i sc = bcast16(u->sc[c]);
+                for (int j = 0; j < NT; j++)
+                    sumi[i][j] = _mm256_add_epi32(sumi[i][j], _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q, x[j])));
+            }
+        }
+        for (int j = 0; j < NT; j++) {
+            const uint8_t *aj = a + j * as + 292 * s;
+            const float ad = q8k_d(aj);
+            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)(aj + 260)), _mm_loadu_si128((const __m128i *)(aj + 276)));
+            for (int i = 0; i < NR; i++) {
+                const q5k_unpacked *u = w + i * nsb + s;
+                __m128i pm = _mm_madd_epi16(_mm_loadu_si128((const __m128i *)u->mn), bs);
+                pm = _mm_add_epi32(pm, _mm_unpackhi_epi64(pm, pm));
+                pm = _mm_add_epi32(pm, _mm_shuffle_epi32(pm, 1));
+                const float d = ad * u->d, dmin = -ad * u->dmin;
+                summs[i][j] = fmaf(dmin, (float)_mm_cvtsi128_si32(pm), summs[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[i][j]), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) out[i][j] = hsum8_avx2(acc[i][j]) + summs[i][j];
+}
+
+T2 int ek_gemm_q5k_avx2(const void *wv, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                        const void *av, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+    const uint8_t *W = (const uint8_t *)wv, *A = (const uint8_t *)av;
+    const int64_t nsb = ncols / 256;
+    const size_t need = (size_t)Q5K_RB * (size_t)nsb;
+    if (g_q5k_cap < need) {
+        free(g_q5k);
+        g_q5k = (q5k_unpacked *)aligned_alloc(64, need * sizeof(q5k_unpacked));
+        g_q5k_cap = g_q5k ? need : 0;
+        if (!g_q5k) return 0;
+    }
+    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1/L2
+        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
+        for (int64_t rb = r0; rb < r1; rb += Q5K_RB) {
+            const int64_t nrb = r1 - rb < Q5K_RB ? r1 - rb : Q5K_RB;
+            for (int64_t i = 0; i < nrb; i++) q5k_unpack_row(W + (size_t)(rb + i) * rs, nsb, g_q5k + i * nsb);
+            for (int64_t r = 0; r < nrb; r += 2) {
+                const int nr = nrb - r < 2 ? 1 : 2;
+                for (int64_t t = t0; t < t1; t += 2) {
+                    const int nt = t1 - t < 2 ? 1 : 2;
+                    float v[2][2];
+                    const q5k_unpacked *w = g_q5k + r * nsb;
+                    const uint8_t *a = A + t * as;
+                    if (nr == 2 && nt == 2) q5k_tile_avx2(w, nsb, a, as, 2, 2, v);
+                    else if (nr == 2) q5k_tile_avx2(w, nsb, a, as, 2, 1, v);
+                    else if (nt == 2) q5k_tile_avx2(w, nsb, a, as, 1, 2, v);
+                    else q5k_tile_avx2(w, nsb, a, as, 1, 1, v);
+                    for (int i = 0; i < nr; i++)
+                        for (int j = 0; j < nt; j++) {
+                            const int64_t k = (t + j) * ys + rb + r + i;
+                            if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
+                        }
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 // int16 scales: lanes 0..7 = s[2c], 8..15 = s[2c+1], from 16 signed bytes s
 T2 static inline __m256i pair_scales(__m128i s, int c) {
     const __m128i idx = _mm_add_epi8(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), _mm_set1_epi8((char)(2 * c)));
