@@ -169,6 +169,91 @@ T2 int ek_gemm32_avx2(int32_t type, const void *w, size_t rs, int64_t r0, int64_
     }
 }
 
+// ---- batches of Q4_1, Q5_1 (against Q8_1) ---------------------------------------------------
+// Their vec_dot per (row, token): per block acc = fma(d_w * d_a, lanes of maddubs(q, a), acc)
+// with q unsigned, and summs = fmaf(m_w, s_a, summs); hsum8(acc) + summs. Tiles of 4 rows x 2
+// tokens: each weight block decoded once for the tile's tokens.
+T2 static inline __attribute__((always_inline)) __m256i q_block_1(const int32_t type, const uint8_t *w) {
+    if (type == EK_TYPE_Q4_1) return nibbles32(w + 4);
+    return _mm256_or_si256(nibbles32(w + 8), _mm256_and_si256(bits32(w + 4), _mm256_set1_epi8(0x10)));
+}
+
+T2 static inline __attribute__((always_inline)) void tile32m_avx2(const int32_t type, const uint8_t *w, size_t rs,
+                                                                 const uint8_t *a, int64_t as, int64_t nb,
+                                                                 const int NR, const int NT, float out[4][2]) {
+    const int64_t bb = type == EK_TYPE_Q4_1 ? 20 : 24;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4][2];
+    float summs[4][2];
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) { acc[i][j] = _mm256_setzero_ps(); summs[i][j] = 0; }
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i yv[2];
+        float dy[2], sy[2];
+        for (int j = 0; j < NT; j++) {
+            const uint8_t *ab = a + j * as + 36 * b;
+            yv[j] = _mm256_loadu_si256((const __m256i *)(ab + 4));
+            dy[j] = h2f(ab);
+            sy[j] = h2f(ab + 2);
+        }
+        for (int i = 0; i < NR; i++) {
+            const uint8_t *p = w + i * rs + bb * b;
+            const __m256i q = q_block_1(type, p);
+            const float dw = h2f(p), mw = h2f(p + 2);
+            for (int j = 0; j < NT; j++) {
+                summs[i][j] = fmaf(mw, sy[j], summs[i][j]);
+                const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yv[j]), ones);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy[j]), _mm256_cvtepi32_ps(s), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) out[i][j] = hsum8_avx2(acc[i][j]) + summs[i][j];
+}
+
+T2 static inline __attribute__((always_inline)) void gemm32m_avx2(const int32_t type, const uint8_t *W, size_t rs,
+                                                                 int64_t r0, int64_t r1, int64_t nb, const uint8_t *A,
+                                                                 int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1
+        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
+        for (int64_t r = r0; r < r1; r += 4) {
+            const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
+            for (int64_t t = t0; t < t1; t += 2) {
+                const int nt = t1 - t < 2 ? 1 : 2;
+                const uint8_t *a = A + t * as;
+                float v[4][2];
+                if (nr == 4) {
+                    if (nt == 2) tile32m_avx2(type, W + (size_t)r * rs, rs, a, as, nb, 4, 2, v);
+                    else tile32m_avx2(type, W + (size_t)r * rs, rs, a, as, nb, 4, 1, v);
+                } else {   // a tail of 1-3 rows, one at a time
+                    for (int i = 0; i < nr; i++) {
+                        float u[4][2];
+                        if (nt == 2) tile32m_avx2(type, W + (size_t)(r + i) * rs, rs, a, as, nb, 1, 2, u);
+                        else tile32m_avx2(type, W + (size_t)(r + i) * rs, rs, a, as, nb, 1, 1, u);
+                        v[i][0] = u[0][0];
+                        v[i][1] = u[0][1];
+                    }
+                }
+                for (int i = 0; i < nr; i++)
+                    for (int j = 0; j < nt; j++) {
+                        const int64_t k = (t + j) * ys + r + i;
+                        if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
+                    }
+            }
+        }
+    }
+}
+
+T2 int ek_gemm32m_avx2(int32_t type, const void *w, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                       const void *a, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+    const uint8_t *W = (const uint8_t *)w, *A = (const uint8_t *)a;
+    switch (type) {   // one instance per type, the decode inlined
+    case EK_TYPE_Q4_1: gemm32m_avx2(EK_TYPE_Q4_1, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
+    case EK_TYPE_Q5_1: gemm32m_avx2(EK_TYPE_Q5_1, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
+    default: return 0;
+    }
+}
+
 T2 float ek_vec_dot_q4_1_q8_1_avx2(int64_t n, const void *vw, const void *va) {
     const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
     __m256 acc = _mm256_setzero_ps();
