@@ -30,6 +30,9 @@ int ek_gemm_q5k_avx2(const void *W, size_t rs, int64_t r0, int64_t r1, int64_t n
 // Q4_1 and Q5_1 (their AVX2 vec_dot per row and token), tiles of 4 rows x 2 tokens: 1 if done.
 int ek_gemm32m_avx2(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                     const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
+// Q3_K and Q2_K (their AVX2 vec_dot's lanes), AVX2: 1 if done.
+int ek_gemm_k23_avx2(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                     const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
 int ek_gemm32_avx2(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                    const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys);
 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,

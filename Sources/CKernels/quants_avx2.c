@@ -791,6 +791,149 @@ T2 int ek_gemm_q6k_avx2(const void *wv, size_t rs, int64_t r0, int64_t r1, int64
     return 1;
 }
 
+// ---- batches of Q3_K and Q2_K --------------------------------------------------------------
+// Their vec_dot per (row, token): per super-block 8 int32 lanes, chunk c's pair scales times its
+// int16 sums (Q3_K: maddubs(ql, a) - maddubs(qh, a), here maddubs(q + 4, a) - maddubs(4, a), the
+// same numbers; Q2_K: maddubs(q, a)), acc = fma(d_a * d, float(lanes), acc); Q2_K first adds
+// acc = fma(-d_a * dmin, float(madd(mins, bsums)), acc). hsum8 at the end. Rows unpacked once
+// per block of rows, tiles of 2 rows x 2 tokens.
+typedef struct { uint8_t q[256]; int16_t ps[8][16]; int16_t mn[16]; float d, dmin; uint8_t pad[24]; } k23_unpacked;
+
+#define K23_RB 16   // rows per unpack
+
+static _Thread_local k23_unpacked *g_k23;
+static _Thread_local size_t g_k23_cap;
+
+T2 static void k23_unpack_row(const int Q3, const uint8_t *w, int64_t nsb, k23_unpacked *o) {
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    for (int64_t s = 0; s < nsb; s++, o++) {
+        __m128i sc;
+        const uint8_t *qs;
+        __m256i hb = _mm256_setzero_si256();
+        if (Q3) {
+            const uint8_t *p = w + 110 * s;
+            qs = p + 32;
+            hb = _mm256_loadu_si256((const __m256i *)p);
+            int8_t s8[16];
+            ek_k3_scales(p + 96, s8);
+            sc = _mm_loadu_si128((const __m128i *)s8);
+            o->d = h2f(p + 108);
+            o->dmin = 0;
+        } else {
+            const uint8_t *p = w + 84 * s;
+            qs = p + 16;
+            const __m128i raw = _mm_loadu_si128((const __m128i *)p);
+            sc = _mm_and_si128(raw, _mm_set1_epi8(0x0f));
+            _mm256_storeu_si256((__m256i *)o->mn, _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f))));
+            o->d = h2f(p + 80);
+            o->dmin = h2f(p + 82);
+        }
+        for (int c = 0; c < 8; c++) {
+            __m256i q = _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256((const __m256i *)(qs + 32 * (c >> 2))), 2 * (c & 3)), m3);
+            if (Q3) q = _mm256_or_si256(q, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, c), one), 2));
+            _mm256_storeu_si256((__m256i *)(o->q + 32 * c), q);
+            _mm256_storeu_si256((__m256i *)o->ps[c], pair_scales(sc, c));
+        }
+    }
+}
+
+T2 static inline __attribute__((always_inline)) void k23_tile_avx2(const int Q3, const k23_unpacked *w, int64_t nsb, const uint8_t *a,
+                                                                  int64_t as, const int NR, const int NT, float out[2][2]) {
+    const __m256i four = _mm256_set1_epi8(4);
+    __m256 acc[2][2];
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) acc[i][j] = _mm256_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        if (!Q3)
+            for (int j = 0; j < NT; j++) {
+                const uint8_t *aj = a + j * as + 292 * s;
+                const float ad = q8k_d(aj);
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)(aj + 260));
+                for (int i = 0; i < NR; i++) {
+                    const k23_unpacked *u = w + i * nsb + s;
+                    const float dmin = -ad * u->dmin;
+                    acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(dmin),
+                                                _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)u->mn), bs)), acc[i][j]);
+                }
+            }
+        __m256i sumi[2][2];
+        for (int i = 0; i < NR; i++)
+            for (int j = 0; j < NT; j++) sumi[i][j] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            __m256i x[2], x4[2];
+            for (int j = 0; j < NT; j++) {
+                x[j] = _mm256_loadu_si256((const __m256i *)(a + j * as + 292 * s + 4 + 32 * c));
+                x4[j] = Q3 ? _mm256_maddubs_epi16(four, x[j]) : _mm256_setzero_si256();
+            }
+            for (int i = 0; i < NR; i++) {
+                const k23_unpacked *u = w + i * nsb + s;
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
+                const __m256i ps = _mm256_loadu_si256((const __m256i *)u->ps[c]);
+                for (int j = 0; j < NT; j++) {
+                    __m256i m = _mm256_maddubs_epi16(q, x[j]);
+                    if (Q3) m = _mm256_sub_epi16(m, x4[j]);
+                    sumi[i][j] = _mm256_add_epi32(sumi[i][j], _mm256_madd_epi16(ps, m));
+                }
+            }
+        }
+        for (int j = 0; j < NT; j++) {
+            const float ad = q8k_d(a + j * as + 292 * s);
+            for (int i = 0; i < NR; i++) {
+                const k23_unpacked *u = w + i * nsb + s;
+                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(ad * u->d), _mm256_cvtepi32_ps(sumi[i][j]), acc[i][j]);
+            }
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) out[i][j] = hsum8_avx2(acc[i][j]);
+}
+
+T2 static inline __attribute__((always_inline)) void k23_gemm_avx2(const int Q3, const uint8_t *W, size_t rs, int64_t r0, int64_t r1,
+                                                                  int64_t nsb, const uint8_t *A, int64_t as, int64_t ntok,
+                                                                  float *y, float *acc, int64_t ys) {
+    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1/L2
+        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
+        for (int64_t rb = r0; rb < r1; rb += K23_RB) {
+            const int64_t nrb = r1 - rb < K23_RB ? r1 - rb : K23_RB;
+            for (int64_t i = 0; i < nrb; i++) k23_unpack_row(Q3, W + (size_t)(rb + i) * rs, nsb, g_k23 + i * nsb);
+            for (int64_t r = 0; r < nrb; r += 2) {
+                const int nr = nrb - r < 2 ? 1 : 2;
+                for (int64_t t = t0; t < t1; t += 2) {
+                    const int nt = t1 - t < 2 ? 1 : 2;
+                    float v[2][2];
+                    const k23_unpacked *w = g_k23 + r * nsb;
+                    const uint8_t *a = A + t * as;
+                    if (nr == 2 && nt == 2) k23_tile_avx2(Q3, w, nsb, a, as, 2, 2, v);
+                    else if (nr == 2) k23_tile_avx2(Q3, w, nsb, a, as, 2, 1, v);
+                    else if (nt == 2) k23_tile_avx2(Q3, w, nsb, a, as, 1, 2, v);
+                    else k23_tile_avx2(Q3, w, nsb, a, as, 1, 1, v);
+                    for (int i = 0; i < nr; i++)
+                        for (int j = 0; j < nt; j++) {
+                            const int64_t k = (t + j) * ys + rb + r + i;
+                            if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
+                        }
+                }
+            }
+        }
+    }
+}
+
+T2 int ek_gemm_k23_avx2(int32_t type, const void *wv, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                        const void *av, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+    if (type != EK_TYPE_Q3_K && type != EK_TYPE_Q2_K) return 0;
+    const int64_t nsb = ncols / 256;
+    const size_t need = (size_t)K23_RB * (size_t)nsb;
+    if (g_k23_cap < need) {
+        free(g_k23);
+        g_k23 = (k23_unpacked *)aligned_alloc(64, need * sizeof(k23_unpacked));
+        g_k23_cap = g_k23 ? need : 0;
+        if (!g_k23) return 0;
+    }
+    if (type == EK_TYPE_Q3_K) k23_gemm_avx2(1, (const uint8_t *)wv, rs, r0, r1, nsb, (const uint8_t *)av, as, ntok, y, acc, ys);
+    else k23_gemm_avx2(0, (const uint8_t *)wv, rs, r0, r1, nsb, (const uint8_t *)av, as, ntok, y, acc, ys);
+    return 1;
+}
+
 T2 float ek_vec_dot_q3_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
     const uint8_t *w = (const uint8_t *)vw, *a = (const uint8_t *)va;
     const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();

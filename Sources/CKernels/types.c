@@ -163,6 +163,8 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
         return;
     if (ntok > 1 && current_level() == 1 && ek_gemm32m_avx2(t->type[p], t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys))
         return;
+    if (ntok > 1 && current_level() == 1 && ek_gemm_k23_avx2(t->type[p], t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys))
+        return;
     // (Q8_0 on AVX-512 VNNI has its own small-batch kernel, ek_gemm_avx512: weights read once for
     // up to 64 tokens, without the unpack of the tiled path.)
     const int q8_small = t->type[p] == EK_TYPE_Q8_0 && current_level() == 2;
@@ -256,7 +258,7 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
 int ek_mm_has_batched_kernel(int32_t type) {
     if (current_level() == 1)
         return type == EK_TYPE_Q8_0 || type == EK_TYPE_Q5_0 || type == EK_TYPE_Q4_0 || type == EK_TYPE_Q4_K || type == EK_TYPE_Q6_K ||
-               type == EK_TYPE_Q5_K || type == EK_TYPE_Q4_1 || type == EK_TYPE_Q5_1;
+               type == EK_TYPE_Q5_K || type == EK_TYPE_Q4_1 || type == EK_TYPE_Q5_1 || type == EK_TYPE_Q3_K || type == EK_TYPE_Q2_K;
     return current_level() == 2 && ek_gemm_supported_avx512(type);
 }
 

@@ -512,14 +512,14 @@ final class TypesTests: XCTestCase {
         checkMMTask(combos: [[12], [14, 6], [12, 14, 13], [8, 10, 11], [6, 7, 2], [3, 8], [1], [30, 0], [8], [14], [2, 6], [13], [3], [7], [3, 7], [0], [1, 0, 8], [11], [10], [10, 11, 14], [30], [30, 1, 8]], seed: 404)
     }
 
-    /// The AVX2 level's batched kernels (Q8_0, Q5_0, Q4_0, Q4_1, Q5_1 in tiles of 4 rows x 2 tokens, Q5_K,
-    /// Q6_K and Q4_K matrices with rows % 8 == 0 in tiles of 2 x 2) against their vec_dot.
+    /// The AVX2 level's batched kernels (Q8_0, Q5_0, Q4_0, Q4_1, Q5_1 in tiles of 4 rows x 2 tokens, Q2_K,
+    /// Q3_K, Q5_K, Q6_K and Q4_K matrices with rows % 8 == 0 in tiles of 2 x 2) against their vec_dot.
     func testMMTaskMatchesVecDotAVX2() throws {
         guard ek_cpu_has_avx2() != 0 else { throw XCTSkip("no AVX2") }
         let detected = String(cString: ek_kernel_name())
         XCTAssertEqual(ek_force_kernel("avx2"), 0)
         defer { _ = ek_force_kernel(detected) }
-        checkMMTask(combos: [[8], [8, 12], [6, 8, 14], [6], [2], [2, 6], [12], [12, 14], [14], [13], [13, 8], [3], [7], [3, 7, 8]], seed: 405)
+        checkMMTask(combos: [[8], [8, 12], [6, 8, 14], [6], [2], [2, 6], [12], [12, 14], [14], [13], [13, 8], [3], [7], [3, 7, 8], [10], [11], [10, 11, 14]], seed: 405)
     }
 
     private func checkMMTask(combos: [[Int32]], seed: UInt64) {

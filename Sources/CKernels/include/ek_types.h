@@ -171,7 +171,8 @@ void ek_set_small_batch(int n);
 int ek_small_batch(void);
 /// 1 if ek_mm_task_run has a tiled batched int8 kernel for this weight type on this CPU (AVX-512
 /// VNNI: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, Q6_K, and Q4_K matrices with rows % 8 ==
-/// 0; AVX2: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q5_K, Q6_K, and Q4_K matrices with rows % 8 == 0). On AVX-512, F16 and F32
+/// 0; AVX2: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, Q6_K, and Q4_K matrices with rows % 8
+/// == 0). On AVX-512, F16 and F32
 /// batches (rows a multiple of 64 long) and BF16 ones (with AVX512_BF16) have tiled float kernels
 /// (not counted here: the opt-in BLAS path still takes them); batches of other types call vec_dot
 /// per row and token.
