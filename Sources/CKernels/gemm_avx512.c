@@ -405,36 +405,6 @@ T5 static inline void tile6(const wk6 *W, const pk6 *P, int64_t nsb, int nr, int
     }
 }
 
-T5 static void gemm6(const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
-                     const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
-    const int64_t nsb = ncols / 256;
-    pk6 *P = (pk6 *)scratch(0, sizeof(pk6) * (size_t)(TB / 2) * (size_t)nsb);
-    wk6 *W = (wk6 *)scratch(1, sizeof(wk6) * (size_t)RB * (size_t)nsb);
-    if (!P || !W) return;
-    for (int64_t t0 = 0; t0 < ntok; t0 += TB) {
-        const int64_t nt = ntok - t0 < TB ? ntok - t0 : TB, npairs = (nt + 1) / 2;
-        pack6(A, as, t0, nt, nsb, P);
-        for (int64_t rb = r0; rb < r1; rb += RB) {
-            const int64_t nrb = r1 - rb < RB ? r1 - rb : RB;
-            for (int64_t i = 0; i < nrb; i++) unpack6(Wt + (size_t)(rb + i) * rs, nsb, W + i * nsb);
-            for (int64_t p = 0; p < npairs; p += TP6) {
-                const int np = (int)(npairs - p < TP6 ? npairs - p : TP6);
-                for (int64_t r = 0; r < nrb; r += TR) {
-                    const int nr = (int)(nrb - r < TR ? nrb - r : TR);
-                    __m512 acc[TR][TP6];
-                    tile6(W + r * nsb, P + p * nsb, nsb, nr, np, acc);
-                    for (int i = 0; i < nr; i++)
-                        for (int j = 0; j < np; j++) {
-                            const int64_t t = t0 + 2 * (p + j);
-                            store_pair(acc[i][j], rb + r + i, t, t + 1 < t0 + nt, y, accum, ys);
-                        }
-                }
-            }
-        }
-    }
-}
-
-
 T5 static inline __m512 negate_ps(__m512 x) {
     return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u)));
 }
@@ -538,8 +508,9 @@ T5 static inline __attribute__((always_inline)) void tile_k23(const int Q3, cons
     }
 }
 
-T5 static void gemm_k23(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
-                        const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
+// Q6_K, Q3_K and Q2_K: the same activation pack, rows unpacked into wk6, tiles of 4 rows x 2 pairs.
+T5 static void gemm6(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                     const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
     const int64_t nsb = ncols / 256;
     pk6 *P = (pk6 *)scratch(0, sizeof(pk6) * (size_t)(TB / 2) * (size_t)nsb);
     wk6 *W = (wk6 *)scratch(1, sizeof(wk6) * (size_t)RB * (size_t)nsb);
@@ -549,20 +520,26 @@ T5 static void gemm_k23(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, 
         pack6(A, as, t0, nt, nsb, P);
         for (int64_t rb = r0; rb < r1; rb += RB) {
             const int64_t nrb = r1 - rb < RB ? r1 - rb : RB;
-            for (int64_t i = 0; i < nrb; i++) unpack_k23(type, Wt + (size_t)(rb + i) * rs, nsb, W + i * nsb);
+            for (int64_t i = 0; i < nrb; i++) {
+                if (type == EK_TYPE_Q6_K) unpack6(Wt + (size_t)(rb + i) * rs, nsb, W + i * nsb);
+                else unpack_k23(type, Wt + (size_t)(rb + i) * rs, nsb, W + i * nsb);
+            }
             for (int64_t p = 0; p < npairs; p += TP6) {
                 const int np = (int)(npairs - p < TP6 ? npairs - p : TP6);
                 for (int64_t r = 0; r < nrb; r += TR) {
                     const int nr = (int)(nrb - r < TR ? nrb - r : TR);
+                    const wk6 *w = W + r * nsb;
+                    const pk6 *q = P + p * nsb;
                     __m512 acc[TR][TP6];
-                    // (the full tile with constant sizes: unrolled, the accumulators in registers)
+                    // (Q3_K/Q2_K: the full tile with constant sizes: unrolled, the accumulators in registers)
                     const int full = nr == TR && np == TP6;
-                    if (type == EK_TYPE_Q3_K) {
-                        if (full) tile_k23(1, W + r * nsb, P + p * nsb, nsb, TR, TP6, acc);
-                        else tile_k23(1, W + r * nsb, P + p * nsb, nsb, nr, np, acc);
+                    if (type == EK_TYPE_Q6_K) tile6(w, q, nsb, nr, np, acc);
+                    else if (type == EK_TYPE_Q3_K) {
+                        if (full) tile_k23(1, w, q, nsb, TR, TP6, acc);
+                        else tile_k23(1, w, q, nsb, nr, np, acc);
                     } else {
-                        if (full) tile_k23(0, W + r * nsb, P + p * nsb, nsb, TR, TP6, acc);
-                        else tile_k23(0, W + r * nsb, P + p * nsb, nsb, nr, np, acc);
+                        if (full) tile_k23(0, w, q, nsb, TR, TP6, acc);
+                        else tile_k23(0, w, q, nsb, nr, np, acc);
                     }
                     for (int i = 0; i < nr; i++)
                         for (int j = 0; j < np; j++) {
@@ -1062,11 +1039,6 @@ T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_
         gemm32m(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
         return 1;
     }
-    if (type == EK_TYPE_Q3_K || type == EK_TYPE_Q2_K) {
-        if (!scratch(0, sizeof(pk6) * (TB / 2) * (size_t)(ncols / 256)) || !scratch(1, sizeof(wk6) * RB * (size_t)(ncols / 256))) return 0;
-        gemm_k23(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
-        return 1;
-    }
     if (type == EK_TYPE_Q5_K) {
         if (!scratch(0, sizeof(pk6) * (TB / 2) * (size_t)(ncols / 256)) || !scratch(1, sizeof(wk5) * RB * (size_t)(ncols / 256))) return 0;
         gemm5((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
@@ -1077,9 +1049,9 @@ T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_
         gemm_q8_small((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
         return 1;
     }
-    if (type == EK_TYPE_Q6_K) {
+    if (type == EK_TYPE_Q6_K || type == EK_TYPE_Q3_K || type == EK_TYPE_Q2_K) {
         if (!scratch(0, sizeof(pk6) * (TB / 2) * (size_t)(ncols / 256)) || !scratch(1, sizeof(wk6) * RB * (size_t)(ncols / 256))) return 0;
-        gemm6((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
+        gemm6(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
     } else {
         if (!scratch(0, sizeof(pk32) * (TB / 2) * (size_t)(ncols / 32)) || !scratch(1, sizeof(wk32) * RB * (size_t)(ncols / 32))) return 0;
         gemm32(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);

@@ -125,50 +125,6 @@ T2 static inline __attribute__((always_inline)) void tile32_avx2(const int32_t t
         for (int j = 0; j < NT; j++) out[i][j] = hsum8_avx2(acc[i][j]);
 }
 
-T2 static inline __attribute__((always_inline)) void gemm32_avx2(const int32_t type, const uint8_t *W, size_t rs,
-                                                                int64_t r0, int64_t r1, int64_t nb, const uint8_t *A,
-                                                                int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
-    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1
-        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
-        for (int64_t r = r0; r < r1; r += 4) {
-            const int nr = r1 - r < 4 ? (int)(r1 - r) : 4;
-            for (int64_t t = t0; t < t1; t += 2) {
-                const int nt = t1 - t < 2 ? 1 : 2;
-                const uint8_t *a = A + t * as;
-                float v[4][2];
-                if (nr == 4) {
-                    if (nt == 2) tile32_avx2(type, W + (size_t)r * rs, rs, a, as, nb, 4, 2, v);
-                    else tile32_avx2(type, W + (size_t)r * rs, rs, a, as, nb, 4, 1, v);
-                } else {   // a tail of 1-3 rows, one at a time
-                    for (int i = 0; i < nr; i++) {
-                        float u[4][2];
-                        if (nt == 2) tile32_avx2(type, W + (size_t)(r + i) * rs, rs, a, as, nb, 1, 2, u);
-                        else tile32_avx2(type, W + (size_t)(r + i) * rs, rs, a, as, nb, 1, 1, u);
-                        v[i][0] = u[0][0];
-                        v[i][1] = u[0][1];
-                    }
-                }
-                for (int i = 0; i < nr; i++)
-                    for (int j = 0; j < nt; j++) {
-                        const int64_t k = (t + j) * ys + r + i;
-                        if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
-                    }
-            }
-        }
-    }
-}
-
-T2 int ek_gemm32_avx2(int32_t type, const void *w, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
-                      const void *a, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
-    const uint8_t *W = (const uint8_t *)w, *A = (const uint8_t *)a;
-    switch (type) {   // one instance per type, the decode inlined
-    case EK_TYPE_Q8_0: gemm32_avx2(EK_TYPE_Q8_0, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
-    case EK_TYPE_Q5_0: gemm32_avx2(EK_TYPE_Q5_0, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
-    case EK_TYPE_Q4_0: gemm32_avx2(EK_TYPE_Q4_0, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
-    default: return 0;
-    }
-}
-
 // ---- batches of Q4_1, Q5_1 (against Q8_1) ---------------------------------------------------
 // Their vec_dot per (row, token): per block acc = fma(d_w * d_a, lanes of maddubs(q, a), acc)
 // with q unsigned, and summs = fmaf(m_w, s_a, summs); hsum8(acc) + summs. Tiles of 4 rows x 2
@@ -211,9 +167,14 @@ T2 static inline __attribute__((always_inline)) void tile32m_avx2(const int32_t 
         for (int j = 0; j < NT; j++) out[i][j] = hsum8_avx2(acc[i][j]) + summs[i][j];
 }
 
-T2 static inline __attribute__((always_inline)) void gemm32m_avx2(const int32_t type, const uint8_t *W, size_t rs,
-                                                                 int64_t r0, int64_t r1, int64_t nb, const uint8_t *A,
-                                                                 int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+// (Q4_1 and Q5_1 take their own tile; the type is a constant in each instance)
+#define TILE32(w, NR, NT, v) do {                                                                   \
+        if (type == EK_TYPE_Q4_1 || type == EK_TYPE_Q5_1) tile32m_avx2(type, w, rs, a, as, nb, NR, NT, v); \
+        else tile32_avx2(type, w, rs, a, as, nb, NR, NT, v);                                         \
+    } while (0)
+T2 static inline __attribute__((always_inline)) void gemm32_avx2(const int32_t type, const uint8_t *W, size_t rs,
+                                                                int64_t r0, int64_t r1, int64_t nb, const uint8_t *A,
+                                                                int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
     for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1
         const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
         for (int64_t r = r0; r < r1; r += 4) {
@@ -223,13 +184,13 @@ T2 static inline __attribute__((always_inline)) void gemm32m_avx2(const int32_t 
                 const uint8_t *a = A + t * as;
                 float v[4][2];
                 if (nr == 4) {
-                    if (nt == 2) tile32m_avx2(type, W + (size_t)r * rs, rs, a, as, nb, 4, 2, v);
-                    else tile32m_avx2(type, W + (size_t)r * rs, rs, a, as, nb, 4, 1, v);
+                    if (nt == 2) TILE32(W + (size_t)r * rs, 4, 2, v);
+                    else TILE32(W + (size_t)r * rs, 4, 1, v);
                 } else {   // a tail of 1-3 rows, one at a time
                     for (int i = 0; i < nr; i++) {
                         float u[4][2];
-                        if (nt == 2) tile32m_avx2(type, W + (size_t)(r + i) * rs, rs, a, as, nb, 1, 2, u);
-                        else tile32m_avx2(type, W + (size_t)(r + i) * rs, rs, a, as, nb, 1, 1, u);
+                        if (nt == 2) TILE32(W + (size_t)(r + i) * rs, 1, 2, u);
+                        else TILE32(W + (size_t)(r + i) * rs, 1, 1, u);
                         v[i][0] = u[0][0];
                         v[i][1] = u[0][1];
                     }
@@ -244,12 +205,15 @@ T2 static inline __attribute__((always_inline)) void gemm32m_avx2(const int32_t 
     }
 }
 
-T2 int ek_gemm32m_avx2(int32_t type, const void *w, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
-                       const void *a, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+T2 int ek_gemm32_avx2(int32_t type, const void *w, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                      const void *a, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
     const uint8_t *W = (const uint8_t *)w, *A = (const uint8_t *)a;
     switch (type) {   // one instance per type, the decode inlined
-    case EK_TYPE_Q4_1: gemm32m_avx2(EK_TYPE_Q4_1, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
-    case EK_TYPE_Q5_1: gemm32m_avx2(EK_TYPE_Q5_1, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
+    case EK_TYPE_Q8_0: gemm32_avx2(EK_TYPE_Q8_0, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
+    case EK_TYPE_Q5_0: gemm32_avx2(EK_TYPE_Q5_0, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
+    case EK_TYPE_Q4_0: gemm32_avx2(EK_TYPE_Q4_0, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
+    case EK_TYPE_Q4_1: gemm32_avx2(EK_TYPE_Q4_1, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
+    case EK_TYPE_Q5_1: gemm32_avx2(EK_TYPE_Q5_1, W, rs, r0, r1, ncols / 32, A, as, ntok, y, acc, ys); return 1;
     default: return 0;
     }
 }
@@ -367,6 +331,70 @@ T2 float ek_vec_dot_q4_K_q8_K_rp_avx2(int64_t n, const void *vw, const void *va)
     return _mm_cvtss_f32(acc) - _mm_cvtss_f32(_mm_movehdup_ps(acc));
 }
 
+// The driver of the K-quant kernels below (tiles of 2 rows x 2 tokens): per chunk of 32 tokens
+// (their activations stay in L1/L2) and block of 16 rows, the rows unpacked once into a per-thread
+// buffer of UT, then the tiles (tails of 1), written to y or added to acc. UNPACK(w, nsb, out)
+// unpacks a row; TILE(w, a, NR, NT, v) is a tile with constant sizes. Returns 0 if the buffer
+// cannot be allocated.
+#define K_GEMM_AVX2(UT, UNPACK, TILE) do {                                                           \
+    static _Thread_local UT *buf;                                                                     \
+    static _Thread_local size_t cap;                                                                  \
+    const uint8_t *W = (const uint8_t *)wv, *A = (const uint8_t *)av;                                 \
+    const int64_t nsb = ncols / 256;                                                                  \
+    if (cap < (size_t)16 * (size_t)nsb) {                                                             \
+        free(buf);                                                                                    \
+        buf = (UT *)aligned_alloc(64, (size_t)16 * (size_t)nsb * sizeof(UT));                         \
+        cap = buf ? (size_t)16 * (size_t)nsb : 0;                                                     \
+        if (!buf) return 0;                                                                           \
+    }                                                                                                 \
+    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {                                                       \
+        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;                                           \
+        for (int64_t rb = r0; rb < r1; rb += 16) {                                                    \
+            const int64_t nrb = r1 - rb < 16 ? r1 - rb : 16;                                          \
+            for (int64_t i = 0; i < nrb; i++) UNPACK(W + (size_t)(rb + i) * rs, nsb, buf + i * nsb);  \
+            for (int64_t r = 0; r < nrb; r += 2) {                                                    \
+                const int nr = nrb - r < 2 ? 1 : 2;                                                   \
+                for (int64_t t = t0; t < t1; t += 2) {                                                \
+                    const int nt = t1 - t < 2 ? 1 : 2;                                                \
+                    float v[2][2];                                                                    \
+                    const UT *w = buf + r * nsb;                                                      \
+                    const uint8_t *a = A + t * as;                                                    \
+                    if (nr == 2 && nt == 2) TILE(w, a, 2, 2, v);                                      \
+                    else if (nr == 2) TILE(w, a, 2, 1, v);                                            \
+                    else if (nt == 2) TILE(w, a, 1, 2, v);                                            \
+                    else TILE(w, a, 1, 1, v);                                                         \
+                    for (int i = 0; i < nr; i++)                                                      \
+                        for (int j = 0; j < nt; j++) {                                                \
+                            const int64_t k = (t + j) * ys + rb + r + i;                              \
+                            if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];                          \
+                        }                                                                             \
+                }                                                                                     \
+            }                                                                                         \
+        }                                                                                             \
+    }                                                                                                 \
+    return 1;                                                                                         \
+} while (0)
+
+// One super-block of Q4_K/Q5_K rows against Q8_K tokens: sumi[i][j] = the 8 int32 lanes, over
+// the chunks c of 32, of scale c times maddubs(row i's values, token j's chunk c), as their
+// vec_dot forms them (rows i < NR: values q[i], int16 scales sc[i]; tokens j < NT at x[j]).
+T2 static inline __attribute__((always_inline)) void k45_scaled_sums(const uint8_t *const q[2], const int16_t *const sc[2],
+                                                                    const uint8_t *const x[2], const int NR, const int NT,
+                                                                    __m256i sumi[2][2]) {
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NT; j++) sumi[i][j] = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c++) {
+        __m256i xv[2];
+        for (int j = 0; j < NT; j++) xv[j] = _mm256_loadu_si256((const __m256i *)(x[j] + 32 * c));
+        for (int i = 0; i < NR; i++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(q[i] + 32 * c));
+            const __m256i scv = _mm256_set1_epi16(sc[i][c]);
+            for (int j = 0; j < NT; j++)
+                sumi[i][j] = _mm256_add_epi32(sumi[i][j], _mm256_madd_epi16(scv, _mm256_maddubs_epi16(qv, xv[j])));
+        }
+    }
+}
+
 // ---- batches of Q4_K in the gemv order (matrices llama.cpp repacks: rows % 8 == 0) ----------
 // Per row, token and super-block only the totals I and M of q4k_rp_lanes enter the floats (one
 // fma each), so any exact integer order gives the bits of ek_vec_dot_q4_K_q8_K_rp_avx2. Rows are
@@ -374,10 +402,6 @@ T2 float ek_vec_dot_q4_K_q8_K_rp_avx2(int64_t n, const void *vw, const void *va)
 // multiplied in tiles of 2 rows x 2 tokens.
 typedef struct { uint8_t q[256]; int16_t mn[16]; int16_t sc[8]; float d, dmin; uint8_t pad[8]; } q4k_unpacked;
 
-#define Q4K_RB 16   // rows per unpack
-
-static _Thread_local q4k_unpacked *g_q4k;
-static _Thread_local size_t g_q4k_cap;
 
 T2 static void q4k_unpack_row(const uint8_t *w, int64_t nsb, q4k_unpacked *o) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -412,19 +436,9 @@ T2 static inline __attribute__((always_inline)) void q4k_tile_avx2(const q4k_unp
     float accI[2][2] = {{0, 0}, {0, 0}}, accM[2][2] = {{0, 0}, {0, 0}};
     for (int64_t s = 0; s < nsb; s++) {
         __m256i sumi[2][2];
-        for (int i = 0; i < NR; i++)
-            for (int j = 0; j < NT; j++) sumi[i][j] = _mm256_setzero_si256();
-        for (int c = 0; c < 8; c++) {   // chunk c: elements 32c..32c+31, scale c
-            __m256i x[2];
-            for (int j = 0; j < NT; j++) x[j] = _mm256_loadu_si256((const __m256i *)(a + j * as + 292 * s + 4 + 32 * c));
-            for (int i = 0; i < NR; i++) {
-                const q4k_unpacked *u = w + i * nsb + s;
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
-                const __m256i sc = _mm256_set1_epi16(u->sc[c]);
-                for (int j = 0; j < NT; j++)
-                    sumi[i][j] = _mm256_add_epi32(sumi[i][j], _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q, x[j])));
-            }
-        }
+        const uint8_t *const q[2] = {w[s].q, w[(NR - 1) * nsb + s].q}, *const x[2] = {a + 292 * s + 4, a + (NT - 1) * as + 292 * s + 4};
+        const int16_t *const sc[2] = {w[s].sc, w[(NR - 1) * nsb + s].sc};
+        k45_scaled_sums(q, sc, x, NR, NT, sumi);
         for (int j = 0; j < NT; j++) {
             const uint8_t *aj = a + j * as + 292 * s;
             const float ad = q8k_d(aj);
@@ -442,43 +456,10 @@ T2 static inline __attribute__((always_inline)) void q4k_tile_avx2(const q4k_unp
         for (int j = 0; j < NT; j++) out[i][j] = accI[i][j] - accM[i][j];
 }
 
+#define Q4K_TILE(w, a, NR, NT, v) q4k_tile_avx2(w, nsb, a, as, NR, NT, v)
 T2 int ek_gemm_q4k_avx2(const void *wv, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                         const void *av, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
-    const uint8_t *W = (const uint8_t *)wv, *A = (const uint8_t *)av;
-    const int64_t nsb = ncols / 256;
-    const size_t need = (size_t)Q4K_RB * (size_t)nsb;
-    if (g_q4k_cap < need) {
-        free(g_q4k);
-        g_q4k = (q4k_unpacked *)aligned_alloc(64, ((need * sizeof(q4k_unpacked)) + 63) & ~(size_t)63);
-        g_q4k_cap = g_q4k ? need : 0;
-        if (!g_q4k) return 0;
-    }
-    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1/L2
-        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
-        for (int64_t rb = r0; rb < r1; rb += Q4K_RB) {
-            const int64_t nrb = r1 - rb < Q4K_RB ? r1 - rb : Q4K_RB;
-            for (int64_t i = 0; i < nrb; i++) q4k_unpack_row(W + (size_t)(rb + i) * rs, nsb, g_q4k + i * nsb);
-            for (int64_t r = 0; r < nrb; r += 2) {
-                const int nr = nrb - r < 2 ? 1 : 2;
-                for (int64_t t = t0; t < t1; t += 2) {
-                    const int nt = t1 - t < 2 ? 1 : 2;
-                    float v[2][2];
-                    const q4k_unpacked *w = g_q4k + r * nsb;
-                    const uint8_t *a = A + t * as;
-                    if (nr == 2 && nt == 2) q4k_tile_avx2(w, nsb, a, as, 2, 2, v);
-                    else if (nr == 2) q4k_tile_avx2(w, nsb, a, as, 2, 1, v);
-                    else if (nt == 2) q4k_tile_avx2(w, nsb, a, as, 1, 2, v);
-                    else q4k_tile_avx2(w, nsb, a, as, 1, 1, v);
-                    for (int i = 0; i < nr; i++)
-                        for (int j = 0; j < nt; j++) {
-                            const int64_t k = (t + j) * ys + rb + r + i;
-                            if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
-                        }
-                }
-            }
-        }
-    }
-    return 1;
+    K_GEMM_AVX2(q4k_unpacked, q4k_unpack_row, Q4K_TILE);
 }
 
 // gemm order: one fma per pair of sub-blocks
@@ -539,10 +520,6 @@ T2 float ek_vec_dot_q5_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
 // block of rows, tiles of 2 rows x 2 tokens.
 typedef struct { uint8_t q[256]; int16_t sc[8]; int16_t mn[8]; float d, dmin; uint8_t pad[24]; } q5k_unpacked;
 
-#define Q5K_RB 16   // rows per unpack
-
-static _Thread_local q5k_unpacked *g_q5k;
-static _Thread_local size_t g_q5k_cap;
 
 T2 static void q5k_unpack_row(const uint8_t *w, int64_t nsb, q5k_unpacked *o) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
@@ -577,19 +554,9 @@ T2 static inline __attribute__((always_inline)) void q5k_tile_avx2(const q5k_unp
         for (int j = 0; j < NT; j++) acc[i][j] = _mm256_setzero_ps();
     for (int64_t s = 0; s < nsb; s++) {
         __m256i sumi[2][2];
-        for (int i = 0; i < NR; i++)
-            for (int j = 0; j < NT; j++) sumi[i][j] = _mm256_setzero_si256();
-        for (int c = 0; c < 8; c++) {
-            __m256i x[2];
-            for (int j = 0; j < NT; j++) x[j] = _mm256_loadu_si256((const __m256i *)(a + j * as + 292 * s + 4 + 32 * c));
-            for (int i = 0; i < NR; i++) {
-                const q5k_unpacked *u = w + i * nsb + s;
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(u->q + 32 * c));
-                const __m256i sc = bcast16(u->sc[c]);
-                for (int j = 0; j < NT; j++)
-                    sumi[i][j] = _mm256_add_epi32(sumi[i][j], _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q, x[j])));
-            }
-        }
+        const uint8_t *const q[2] = {w[s].q, w[(NR - 1) * nsb + s].q}, *const x[2] = {a + 292 * s + 4, a + (NT - 1) * as + 292 * s + 4};
+        const int16_t *const sc[2] = {w[s].sc, w[(NR - 1) * nsb + s].sc};
+        k45_scaled_sums(q, sc, x, NR, NT, sumi);
         for (int j = 0; j < NT; j++) {
             const uint8_t *aj = a + j * as + 292 * s;
             const float ad = q8k_d(aj);
@@ -609,43 +576,10 @@ T2 static inline __attribute__((always_inline)) void q5k_tile_avx2(const q5k_unp
         for (int j = 0; j < NT; j++) out[i][j] = hsum8_avx2(acc[i][j]) + summs[i][j];
 }
 
+#define Q5K_TILE(w, a, NR, NT, v) q5k_tile_avx2(w, nsb, a, as, NR, NT, v)
 T2 int ek_gemm_q5k_avx2(const void *wv, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                         const void *av, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
-    const uint8_t *W = (const uint8_t *)wv, *A = (const uint8_t *)av;
-    const int64_t nsb = ncols / 256;
-    const size_t need = (size_t)Q5K_RB * (size_t)nsb;
-    if (g_q5k_cap < need) {
-        free(g_q5k);
-        g_q5k = (q5k_unpacked *)aligned_alloc(64, need * sizeof(q5k_unpacked));
-        g_q5k_cap = g_q5k ? need : 0;
-        if (!g_q5k) return 0;
-    }
-    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1/L2
-        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
-        for (int64_t rb = r0; rb < r1; rb += Q5K_RB) {
-            const int64_t nrb = r1 - rb < Q5K_RB ? r1 - rb : Q5K_RB;
-            for (int64_t i = 0; i < nrb; i++) q5k_unpack_row(W + (size_t)(rb + i) * rs, nsb, g_q5k + i * nsb);
-            for (int64_t r = 0; r < nrb; r += 2) {
-                const int nr = nrb - r < 2 ? 1 : 2;
-                for (int64_t t = t0; t < t1; t += 2) {
-                    const int nt = t1 - t < 2 ? 1 : 2;
-                    float v[2][2];
-                    const q5k_unpacked *w = g_q5k + r * nsb;
-                    const uint8_t *a = A + t * as;
-                    if (nr == 2 && nt == 2) q5k_tile_avx2(w, nsb, a, as, 2, 2, v);
-                    else if (nr == 2) q5k_tile_avx2(w, nsb, a, as, 2, 1, v);
-                    else if (nt == 2) q5k_tile_avx2(w, nsb, a, as, 1, 2, v);
-                    else q5k_tile_avx2(w, nsb, a, as, 1, 1, v);
-                    for (int i = 0; i < nr; i++)
-                        for (int j = 0; j < nt; j++) {
-                            const int64_t k = (t + j) * ys + rb + r + i;
-                            if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
-                        }
-                }
-            }
-        }
-    }
-    return 1;
+    K_GEMM_AVX2(q5k_unpacked, q5k_unpack_row, Q5K_TILE);
 }
 
 // int16 scales: lanes 0..7 = s[2c], 8..15 = s[2c+1], from 16 signed bytes s
@@ -691,10 +625,6 @@ T2 float ek_vec_dot_q6_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {
 // 2 rows x 2 tokens.
 typedef struct { uint8_t q[256]; int16_t ps[8][16]; int16_t sc[16]; float d; uint8_t pad[28]; } q6k_unpacked;
 
-#define Q6K_RB 16   // rows per unpack
-
-static _Thread_local q6k_unpacked *g_q6k;
-static _Thread_local size_t g_q6k_cap;
 
 T2 static void q6k_unpack_row(const uint8_t *w, int64_t nsb, q6k_unpacked *o) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
@@ -752,43 +682,10 @@ T2 static inline __attribute__((always_inline)) void q6k_tile_avx2(const q6k_unp
         for (int j = 0; j < NT; j++) out[i][j] = hsum8_avx2(acc[i][j]);
 }
 
+#define Q6K_TILE(w, a, NR, NT, v) q6k_tile_avx2(w, nsb, a, as, NR, NT, v)
 T2 int ek_gemm_q6k_avx2(const void *wv, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                         const void *av, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
-    const uint8_t *W = (const uint8_t *)wv, *A = (const uint8_t *)av;
-    const int64_t nsb = ncols / 256;
-    const size_t need = (size_t)Q6K_RB * (size_t)nsb;
-    if (g_q6k_cap < need) {
-        free(g_q6k);
-        g_q6k = (q6k_unpacked *)aligned_alloc(64, need * sizeof(q6k_unpacked));
-        g_q6k_cap = g_q6k ? need : 0;
-        if (!g_q6k) return 0;
-    }
-    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1/L2
-        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
-        for (int64_t rb = r0; rb < r1; rb += Q6K_RB) {
-            const int64_t nrb = r1 - rb < Q6K_RB ? r1 - rb : Q6K_RB;
-            for (int64_t i = 0; i < nrb; i++) q6k_unpack_row(W + (size_t)(rb + i) * rs, nsb, g_q6k + i * nsb);
-            for (int64_t r = 0; r < nrb; r += 2) {
-                const int nr = nrb - r < 2 ? 1 : 2;
-                for (int64_t t = t0; t < t1; t += 2) {
-                    const int nt = t1 - t < 2 ? 1 : 2;
-                    float v[2][2];
-                    const q6k_unpacked *w = g_q6k + r * nsb;
-                    const uint8_t *a = A + t * as;
-                    if (nr == 2 && nt == 2) q6k_tile_avx2(w, nsb, a, as, 2, 2, v);
-                    else if (nr == 2) q6k_tile_avx2(w, nsb, a, as, 2, 1, v);
-                    else if (nt == 2) q6k_tile_avx2(w, nsb, a, as, 1, 2, v);
-                    else q6k_tile_avx2(w, nsb, a, as, 1, 1, v);
-                    for (int i = 0; i < nr; i++)
-                        for (int j = 0; j < nt; j++) {
-                            const int64_t k = (t + j) * ys + rb + r + i;
-                            if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
-                        }
-                }
-            }
-        }
-    }
-    return 1;
+    K_GEMM_AVX2(q6k_unpacked, q6k_unpack_row, Q6K_TILE);
 }
 
 // ---- batches of Q3_K and Q2_K --------------------------------------------------------------
@@ -799,10 +696,6 @@ T2 int ek_gemm_q6k_avx2(const void *wv, size_t rs, int64_t r0, int64_t r1, int64
 // per block of rows, tiles of 2 rows x 2 tokens.
 typedef struct { uint8_t q[256]; int16_t ps[8][16]; int16_t mn[16]; float d, dmin; uint8_t pad[24]; } k23_unpacked;
 
-#define K23_RB 16   // rows per unpack
-
-static _Thread_local k23_unpacked *g_k23;
-static _Thread_local size_t g_k23_cap;
 
 T2 static void k23_unpack_row(const int Q3, const uint8_t *w, int64_t nsb, k23_unpacked *o) {
     const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
@@ -888,50 +781,24 @@ T2 static inline __attribute__((always_inline)) void k23_tile_avx2(const int Q3,
         for (int j = 0; j < NT; j++) out[i][j] = hsum8_avx2(acc[i][j]);
 }
 
-T2 static inline __attribute__((always_inline)) void k23_gemm_avx2(const int Q3, const uint8_t *W, size_t rs, int64_t r0, int64_t r1,
-                                                                  int64_t nsb, const uint8_t *A, int64_t as, int64_t ntok,
-                                                                  float *y, float *acc, int64_t ys) {
-    for (int64_t t0 = 0; t0 < ntok; t0 += 32) {   // chunks of 32 tokens: their activations stay in L1/L2
-        const int64_t t1 = ntok - t0 < 32 ? ntok : t0 + 32;
-        for (int64_t rb = r0; rb < r1; rb += K23_RB) {
-            const int64_t nrb = r1 - rb < K23_RB ? r1 - rb : K23_RB;
-            for (int64_t i = 0; i < nrb; i++) k23_unpack_row(Q3, W + (size_t)(rb + i) * rs, nsb, g_k23 + i * nsb);
-            for (int64_t r = 0; r < nrb; r += 2) {
-                const int nr = nrb - r < 2 ? 1 : 2;
-                for (int64_t t = t0; t < t1; t += 2) {
-                    const int nt = t1 - t < 2 ? 1 : 2;
-                    float v[2][2];
-                    const k23_unpacked *w = g_k23 + r * nsb;
-                    const uint8_t *a = A + t * as;
-                    if (nr == 2 && nt == 2) k23_tile_avx2(Q3, w, nsb, a, as, 2, 2, v);
-                    else if (nr == 2) k23_tile_avx2(Q3, w, nsb, a, as, 2, 1, v);
-                    else if (nt == 2) k23_tile_avx2(Q3, w, nsb, a, as, 1, 2, v);
-                    else k23_tile_avx2(Q3, w, nsb, a, as, 1, 1, v);
-                    for (int i = 0; i < nr; i++)
-                        for (int j = 0; j < nt; j++) {
-                            const int64_t k = (t + j) * ys + rb + r + i;
-                            if (acc) acc[k] += v[i][j]; else y[k] = v[i][j];
-                        }
-                }
-            }
-        }
-    }
-}
 
+T2 static void q3k_unpack_row(const uint8_t *w, int64_t nsb, k23_unpacked *o) { k23_unpack_row(1, w, nsb, o); }
+T2 static void q2k_unpack_row(const uint8_t *w, int64_t nsb, k23_unpacked *o) { k23_unpack_row(0, w, nsb, o); }
+#define Q3K_TILE(w, a, NR, NT, v) k23_tile_avx2(1, w, nsb, a, as, NR, NT, v)
+#define Q2K_TILE(w, a, NR, NT, v) k23_tile_avx2(0, w, nsb, a, as, NR, NT, v)
+T2 static int gemm_q3k_avx2(const void *wv, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                            const void *av, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+    K_GEMM_AVX2(k23_unpacked, q3k_unpack_row, Q3K_TILE);
+}
+T2 static int gemm_q2k_avx2(const void *wv, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                            const void *av, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
+    K_GEMM_AVX2(k23_unpacked, q2k_unpack_row, Q2K_TILE);
+}
 T2 int ek_gemm_k23_avx2(int32_t type, const void *wv, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                         const void *av, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys) {
-    if (type != EK_TYPE_Q3_K && type != EK_TYPE_Q2_K) return 0;
-    const int64_t nsb = ncols / 256;
-    const size_t need = (size_t)K23_RB * (size_t)nsb;
-    if (g_k23_cap < need) {
-        free(g_k23);
-        g_k23 = (k23_unpacked *)aligned_alloc(64, need * sizeof(k23_unpacked));
-        g_k23_cap = g_k23 ? need : 0;
-        if (!g_k23) return 0;
-    }
-    if (type == EK_TYPE_Q3_K) k23_gemm_avx2(1, (const uint8_t *)wv, rs, r0, r1, nsb, (const uint8_t *)av, as, ntok, y, acc, ys);
-    else k23_gemm_avx2(0, (const uint8_t *)wv, rs, r0, r1, nsb, (const uint8_t *)av, as, ntok, y, acc, ys);
-    return 1;
+    if (type == EK_TYPE_Q3_K) return gemm_q3k_avx2(wv, rs, r0, r1, ncols, av, as, ntok, y, acc, ys);
+    if (type == EK_TYPE_Q2_K) return gemm_q2k_avx2(wv, rs, r0, r1, ncols, av, as, ntok, y, acc, ys);
+    return 0;
 }
 
 T2 float ek_vec_dot_q3_K_q8_K_avx2(int64_t n, const void *vw, const void *va) {

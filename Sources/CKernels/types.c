@@ -148,7 +148,7 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     const int64_t as = t->a_stride[p];
     float *acc = t->acc[p], *y = t->y[p];
 
-    // AVX2: Q8_0, Q5_0 and Q4_0 batches in tiles of 4 rows x 2 tokens
+    // AVX2: Q8_0, Q5_0, Q4_0, Q4_1 and Q5_1 batches in tiles of 4 rows x 2 tokens
     if (ntok > 1 && current_level() == 1 && ek_gemm32_avx2(t->type[p], t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys))
         return;
     // AVX2: Q4_K matrices llama.cpp repacks (the gemv order), Q6_K and Q5_K, in tiles of 2 rows x 2 tokens
@@ -160,8 +160,6 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
         return;
     if (ntok > 1 && current_level() == 1 && t->type[p] == EK_TYPE_Q5_K &&
         ek_gemm_q5k_avx2(t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys))
-        return;
-    if (ntok > 1 && current_level() == 1 && ek_gemm32m_avx2(t->type[p], t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys))
         return;
     if (ntok > 1 && current_level() == 1 && ek_gemm_k23_avx2(t->type[p], t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys))
         return;
