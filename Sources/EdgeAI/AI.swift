@@ -80,10 +80,13 @@ public final class AI: Sendable {
     /// registering the path under another id with its context window and chat template makes the
     /// two ids share one engine (as `worker --model PATH` does for a catalog file).
     public func model(forFile path: String) -> ModelInfo? {
-        let probe = ModelInfo(id: "", path: path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path)
-        return registry.withLock { list in
-            list.first { Self.sameEngine(ModelInfo(id: "", path: $0.path, contextWindow: nil, chatTemplate: nil), probe) }
-        }
+        let file = Self.absolute(path)
+        return registry.withLock { list in list.first { Self.sameFile($0.path, file) } }
+    }
+
+    /// `path` made absolute against the current directory.
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 
     /// The catalog's default model id (the one marked default, else the first).
@@ -94,7 +97,7 @@ public final class AI: Sendable {
     /// Serve the GGUF file at `path` under `id` (any id, e.g. `@cf/meta/llama-2-7b-chat-int8`),
     /// replacing an earlier entry with that id. Loading happens on first use.
     public func register(_ id: String, path: String, contextWindow: Int? = nil, chatTemplate: String? = nil) {
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let absolute = Self.absolute(path)
         let info = ModelInfo(id: id, path: absolute, contextWindow: contextWindow, chatTemplate: chatTemplate)
         registry.withLock { list in
             if let i = list.firstIndex(where: { $0.id == id }) {
@@ -263,13 +266,17 @@ public final class AI: Sendable {
     /// Whether two entries can be served by one engine: the same file (after resolving links)
     /// with the same context window and chat template.
     static func sameEngine(_ a: ModelInfo, _ b: ModelInfo) -> Bool {
-        guard a.contextWindow == b.contextWindow, a.chatTemplate == b.chatTemplate else { return false }
+        a.contextWindow == b.contextWindow && a.chatTemplate == b.chatTemplate && sameFile(a.path, b.path)
+    }
+
+    /// Whether two paths name the same file (after resolving symbolic links).
+    static func sameFile(_ a: String, _ b: String) -> Bool {
         func resolved(_ path: String) -> String {
             guard let r = realpath(path, nil) else { return path }
             defer { free(r) }
             return String(cString: r)
         }
-        return a.path == b.path || resolved(a.path) == resolved(b.path)
+        return a == b || resolved(a) == resolved(b)
     }
 
     func engine(_ model: String) async throws -> ModelEngine {
