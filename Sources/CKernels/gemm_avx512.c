@@ -1014,13 +1014,7 @@ T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_
         return 1;
     }
     if (type == EK_TYPE_BF16 && ntok > 1 && r0 < r1) {
-        static int has = -1;   // (as the table's vec_dot: native BF16 products or none)
-        int h = __atomic_load_n(&has, __ATOMIC_RELAXED);
-        if (h < 0) {
-            h = ek_cpu_has_avx512bf16();
-            __atomic_store_n(&has, h, __ATOMIC_RELAXED);
-        }
-        if (!h) return 0;
+        if (!ek_cpu_has_avx512bf16()) return 0;   // (as the table's vec_dot: native BF16 products or none)
         gemmbf((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
         return 1;
     }

@@ -402,9 +402,15 @@ T5 float ek_vec_dot_f32_f32_avx512(int64_t n, const void *vw, const void *va) {
     return ek_f32_tail_ggml(w, a, np, n, hsum16_512(s0));
 }
 
-int ek_cpu_has_avx512bf16(void) {
-    __builtin_cpu_init();
-    return ek_cpu_has_avx512vnni() && __builtin_cpu_supports("avx512bf16");
+int ek_cpu_has_avx512bf16(void) {   // detected once (the BF16 vec_dot and batch kernel ask per call)
+    static int has = -1;
+    int h = __atomic_load_n(&has, __ATOMIC_RELAXED);
+    if (h < 0) {
+        __builtin_cpu_init();
+        h = ek_cpu_has_avx512vnni() && __builtin_cpu_supports("avx512bf16");
+        __atomic_store_n(&has, h, __ATOMIC_RELAXED);
+    }
+    return h;
 }
 
 T5BF static float dot_bf16_native(int64_t n, const uint16_t *w, const uint16_t *a) {
@@ -422,13 +428,7 @@ T5BF static float dot_bf16_native(int64_t n, const uint16_t *w, const uint16_t *
 }
 
 float ek_vec_dot_bf16_bf16_avx512(int64_t n, const void *w, const void *a) {
-    static int has = -1;
-    int h = __atomic_load_n(&has, __ATOMIC_RELAXED);
-    if (h < 0) {
-        h = ek_cpu_has_avx512bf16();
-        __atomic_store_n(&has, h, __ATOMIC_RELAXED);
-    }
-    if (h) return dot_bf16_native(n, (const uint16_t *)w, (const uint16_t *)a);
+    if (ek_cpu_has_avx512bf16()) return dot_bf16_native(n, (const uint16_t *)w, (const uint16_t *)a);
     return ek_vec_dot_bf16_bf16_scalar(n, w, a);
 }
 

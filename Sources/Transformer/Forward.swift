@@ -20,10 +20,11 @@ enum Buffer {
 /// Each product with a weight matrix goes through `matmul`, the one place that chooses how:
 /// - int8 (the default, every batch size): activations quantized to the format the matrix's
 ///   type takes (Q8_0, Q8_1, Q8_K, F16 … as ggml does) and multiplied with the stored weights
-///   on the worker pool (`ek_mm_task_run`: tiled AVX-512 VNNI kernels for batches of Q8_0, Q4_0,
-///   Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K, tiled float kernels for F16 and F32, vec_dot
-///   otherwise). Every (row, token) result has the bits of the type's vec_dot whatever the batch, and attention runs row by row with one arithmetic, so a token's
-///   logits do not depend on how the tokens were batched;
+///   on the worker pool (`ek_mm_task_run`: tiled AVX-512 VNNI and AVX2 kernels for batches of
+///   every quantized type, tiled AVX-512 float kernels for F16, F32 and BF16, vec_dot
+///   otherwise). Every (row, token) result has the bits of the type's vec_dot whatever the
+///   batch, and attention runs row by row with one arithmetic, so a token's logits do not
+///   depend on how the tokens were batched;
 /// - BLAS (opt-in, `Options.minBatchForBLAS`): matrices without a batched int8 kernel
 ///   dequantized to Float and multiplied with OpenBLAS sgemm (activations first rounded through
 ///   their format), and attention as sgemm over Float copies of the cache.
