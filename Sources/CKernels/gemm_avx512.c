@@ -16,7 +16,8 @@
 // are repacked by pair (bytes, the correction for the weights' unsigned offset, the scale
 // broadcast); per row block the weights are unpacked once into unsigned bytes plus a float
 // scale. Tiles of 4 rows x 4 pairs (32 outputs) run over all blocks of a row with the
-// accumulators in registers.
+// accumulators in registers. Batches of EK_T32_MIN tokens or more of the 32-element types turn
+// this around (gemm32t): a zmm holds one lane of 16 rows for one token.
 #pragma STDC FP_CONTRACT OFF
 
 #include <immintrin.h>
@@ -34,7 +35,8 @@
 #define RB 32    // rows per weight unpack
 #define TR 4     // rows per register tile
 #define TP 4     // pairs per register tile
-#define EK_Q8_SMALL_MAX 64   // Q8_0 batches up to this many tokens (TB): the small-batch kernel
+#define EK_T32_MIN 48   // 32-element types, batches of at least this many tokens: 16-row tiles (gemm32t);
+                       // smaller batches: Q8_0 the small-batch kernel, Q5_0/Q4_0 tiles of 4 rows x 4 pairs
 
 // Per-thread buffers, grown on demand (the pool's threads live as long as the process).
 static _Thread_local uint8_t *g_buf[2];
@@ -100,36 +102,34 @@ typedef struct { __m512i x, c; __m512 d; } pk32;
 // Weight unpack for one row and block: unsigned bytes (value + bias) and the float scale.
 typedef struct { uint8_t u[32]; float d; uint8_t pad[28]; } wk32;
 
-T5 static void unpack32(int32_t type, const uint8_t *w, int64_t nb, wk32 *o) {
-    for (int64_t b = 0; b < nb; b++, o++) {
-        __m256i u;
-        switch (type) {
-        case EK_TYPE_Q8_0: {
-            const uint8_t *p = w + 34 * b;
-            o->d = f16f(p);
-            u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), _mm256_set1_epi8((char)0x80));
-            break;
-        }
-        case EK_TYPE_Q5_0: {
-            const uint8_t *p = w + 22 * b;
-            o->d = f16f(p);
-            const __m128i v = _mm_loadu_si128((const __m128i *)(p + 6));
-            const __m256i nb4 = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
-            uint32_t bits;
-            memcpy(&bits, p + 2, 4);
-            u = _mm256_mask_add_epi8(nb4, (__mmask32)bits, nb4, _mm256_set1_epi8(0x10));
-            break;
-        }
-        default: {   // Q4_0
-            const uint8_t *p = w + 18 * b;
-            o->d = f16f(p);
-            const __m128i v = _mm_loadu_si128((const __m128i *)(p + 2));
-            u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
-            break;
-        }
-        }
-        _mm256_store_si256((__m256i *)o->u, u);
+// A row's block b as unsigned bytes (value + bias), and its scale.
+T5 static inline __m256i row_u32(int32_t type, const uint8_t *w, int64_t b, float *d) {
+    switch (type) {
+    case EK_TYPE_Q8_0: {
+        const uint8_t *p = w + 34 * b;
+        *d = f16f(p);
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 2)), _mm256_set1_epi8((char)0x80));
     }
+    case EK_TYPE_Q5_0: {
+        const uint8_t *p = w + 22 * b;
+        *d = f16f(p);
+        const __m128i v = _mm_loadu_si128((const __m128i *)(p + 6));
+        const __m256i nb4 = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+        uint32_t bits;
+        memcpy(&bits, p + 2, 4);
+        return _mm256_mask_add_epi8(nb4, (__mmask32)bits, nb4, _mm256_set1_epi8(0x10));
+    }
+    default: {   // Q4_0
+        const uint8_t *p = w + 18 * b;
+        *d = f16f(p);
+        const __m128i v = _mm_loadu_si128((const __m128i *)(p + 2));
+        return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0f));
+    }
+    }
+}
+
+T5 static void unpack32(int32_t type, const uint8_t *w, int64_t nb, wk32 *o) {
+    for (int64_t b = 0; b < nb; b++, o++) _mm256_store_si256((__m256i *)o->u, row_u32(type, w, b, &o->d));
 }
 
 T5 static void pack32(const uint8_t *A, int64_t as, int64_t t0, int64_t nt, int64_t nb, int bias, pk32 *o) {
@@ -227,7 +227,119 @@ T5 static void gemm32(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, in
     }
 }
 
-// Small batches of Q8_0 (2 to EK_Q8_SMALL_MAX tokens). Unpacking every weight block into a
+// Larger batches of the 32-element types: 16 rows per register. Per row block the weights of 16
+// rows are unpacked block by block into 8 zmm, lane r of zmm l holding row r's 4 unsigned bytes
+// 4l..4l+3, and a zmm of the 16 scales; per call and token block each token's block keeps its 32
+// signed bytes (read 4 at a time as broadcasts), the 8 corrections -bias * (sum of those 4 bytes)
+// and its scale. One vpdpbusd then gives lane l of 16 rows for one token, and the product
+// d_w * d_a takes one multiply per 16 rows, token and block instead of one per row, pair and
+// block as in tile32. Each (row, token, lane) has the same int32 sum, the same fma with the same
+// scale, block after block; the lanes' end sum becomes 7 vertical adds. Same bits as tile32.
+typedef struct { __m512i u[8]; __m512 d; } wt32;                      // 16 rows, one block
+typedef struct { int32_t x[8], c[8]; float d; float pad[3]; } at32;  // one token, one block
+#define NT32 3   // tokens per register tile (24 float accumulators)
+
+// nr (<= 16) rows from w (row stride rs), all nb blocks; missing rows are zero weights.
+T5 static void unpack32t(int32_t type, const uint8_t *w, size_t rs, int nr, int64_t nb, int bias, wt32 *o) {
+    const __m512i ia = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), ib = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    const __m256i zero = _mm256_set1_epi8((char)bias);
+    for (int64_t b = 0; b < nb; b++, o++) {
+        float d[16] __attribute__((aligned(64)));
+        __m512i z[8], t[8], u[8];
+        for (int k = 0; k < 8; k++) {   // z[k] = rows k | k + 8, dword l at lanes l | 8 + l
+            d[k] = d[k + 8] = 0.0f;
+            const __m256i lo = k < nr ? row_u32(type, w + (size_t)k * rs, b, &d[k]) : zero;
+            const __m256i hi = k + 8 < nr ? row_u32(type, w + (size_t)(k + 8) * rs, b, &d[k + 8]) : zero;
+            z[k] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        }
+        for (int k = 0; k < 8; k += 4) {   // 4 x 4 transposes of dwords within each 128-bit lane
+            t[k] = _mm512_unpacklo_epi32(z[k], z[k + 1]);
+            t[k + 1] = _mm512_unpackhi_epi32(z[k], z[k + 1]);
+            t[k + 2] = _mm512_unpacklo_epi32(z[k + 2], z[k + 3]);
+            t[k + 3] = _mm512_unpackhi_epi32(z[k + 2], z[k + 3]);
+            u[k] = _mm512_unpacklo_epi64(t[k], t[k + 2]);
+            u[k + 1] = _mm512_unpackhi_epi64(t[k], t[k + 2]);
+            u[k + 2] = _mm512_unpacklo_epi64(t[k + 1], t[k + 3]);
+            u[k + 3] = _mm512_unpackhi_epi64(t[k + 1], t[k + 3]);
+        }
+        for (int m = 0; m < 4; m++) {   // u[m]: dword m (lanes 0, 2) and 4 + m (lanes 1, 3) of rows 0-3 | 8-11
+            o->u[m] = _mm512_permutex2var_epi64(u[m], ia, u[m + 4]);
+            o->u[m + 4] = _mm512_permutex2var_epi64(u[m], ib, u[m + 4]);
+        }
+        o->d = _mm512_load_ps(d);
+    }
+}
+
+T5 static void pack32t(const uint8_t *A, int64_t as, int64_t t0, int64_t nt, int64_t nb, int bias, at32 *o) {
+    const __m256i vb = _mm256_set1_epi8((char)bias);
+    for (int64_t t = 0; t < nt; t++) {
+        const uint8_t *a = A + (t0 + t) * as;
+        for (int64_t b = 0; b < nb; b++, o++) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(a + 34 * b + 2));
+            _mm256_storeu_si256((__m256i *)o->x, x);
+            _mm256_storeu_si256((__m256i *)o->c, _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), vb, x)));
+            o->d = f16f(a + 34 * b);
+        }
+    }
+}
+
+// 16 rows x NT tokens (token k's pack at P + k * nb): out[k] = the 16 rows' results.
+T5 static inline __attribute__((always_inline)) void tile32t(const wt32 *W, const at32 *P, int64_t nb, const int NT, __m512 out[NT32]) {
+    __m512 acc[NT32][8];
+    for (int k = 0; k < NT; k++)
+        for (int l = 0; l < 8; l++) acc[k][l] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const wt32 *w = W + b;
+        __m512 d[NT32];
+#pragma unroll
+        for (int k = 0; k < NT; k++) d[k] = _mm512_mul_ps(w->d, _mm512_set1_ps(P[k * nb + b].d));
+#pragma unroll
+        for (int l = 0; l < 8; l++) {
+            const __m512i u = _mm512_load_si512(&w->u[l]);
+#pragma unroll
+            for (int k = 0; k < NT; k++) {
+                const at32 *a = P + k * nb + b;
+                const __m512i s = _mm512_dpbusd_epi32(_mm512_set1_epi32(a->c[l]), u, _mm512_set1_epi32(a->x[l]));
+                acc[k][l] = _mm512_fmadd_ps(d[k], _mm512_cvtepi32_ps(s), acc[k][l]);
+            }
+        }
+    }
+    for (int k = 0; k < NT; k++)
+        out[k] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[k][0], acc[k][4]), _mm512_add_ps(acc[k][2], acc[k][6])),
+                               _mm512_add_ps(_mm512_add_ps(acc[k][1], acc[k][5]), _mm512_add_ps(acc[k][3], acc[k][7])));
+}
+
+T5 static void gemm32t(int32_t type, const uint8_t *Wt, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
+                       const uint8_t *A, int64_t as, int64_t ntok, float *y, float *accum, int64_t ys) {
+    const int64_t nb = ncols / 32;
+    const int bias = type == EK_TYPE_Q8_0 ? 128 : type == EK_TYPE_Q5_0 ? 16 : 8;
+    at32 *P = (at32 *)scratch(0, sizeof(at32) * (size_t)TB * (size_t)nb);
+    wt32 *W = (wt32 *)scratch(1, sizeof(wt32) * (size_t)nb);
+    if (!P || !W) return;
+    float *dst = accum ? accum : y;
+    for (int64_t t0 = 0; t0 < ntok; t0 += TB) {
+        const int64_t nt = ntok - t0 < TB ? ntok - t0 : TB;
+        pack32t(A, as, t0, nt, nb, bias, P);
+        for (int64_t rb = r0; rb < r1; rb += 16) {
+            const int nr = (int)(r1 - rb < 16 ? r1 - rb : 16);
+            const __mmask16 m = (__mmask16)((1u << nr) - 1u);
+            unpack32t(type, Wt + (size_t)rb * rs, rs, nr, nb, bias, W);
+            for (int64_t t = 0; t < nt; t += NT32) {
+                const int n = (int)(nt - t < NT32 ? nt - t : NT32);
+                __m512 out[NT32];
+                if (n == 3) tile32t(W, P + t * nb, nb, 3, out);
+                else if (n == 2) tile32t(W, P + t * nb, nb, 2, out);
+                else tile32t(W, P + t * nb, nb, 1, out);
+                for (int k = 0; k < n; k++) {
+                    float *o = dst + (t0 + t + k) * ys + rb;
+                    _mm512_mask_storeu_ps(o, m, accum ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), out[k]) : out[k]);
+                }
+            }
+        }
+    }
+}
+
+// Small batches of Q8_0 (2 to EK_T32_MIN - 1 tokens). Unpacking every weight block into a
 // buffer for so few tokens cost as much as the products, so here the weights are read once in
 // the file's layout and biased in registers, 4 rows at a time, each row block serving up to TP
 // pairs (further tiles of pairs re-read the 4 rows from L1); the weight stream is prefetched ahead as in the decode kernel. Per lane
@@ -1038,7 +1150,7 @@ T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_
         gemm5((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
         return 1;
     }
-    if (type == EK_TYPE_Q8_0 && ntok <= EK_Q8_SMALL_MAX) {
+    if (type == EK_TYPE_Q8_0 && ntok < EK_T32_MIN) {
         if (!scratch(0, sizeof(pk32) * (TB / 2) * (size_t)(ncols / 32))) return 0;
         gemm_q8_small((const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
         return 1;
@@ -1046,6 +1158,9 @@ T5 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_
     if (type == EK_TYPE_Q6_K || type == EK_TYPE_Q3_K || type == EK_TYPE_Q2_K) {
         if (!scratch(0, sizeof(pk6) * (TB / 2) * (size_t)(ncols / 256)) || !scratch(1, sizeof(wk6) * RB * (size_t)(ncols / 256))) return 0;
         gemm6(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
+    } else if (ntok >= EK_T32_MIN) {
+        if (!scratch(0, sizeof(at32) * TB * (size_t)(ncols / 32)) || !scratch(1, sizeof(wt32) * (size_t)(ncols / 32))) return 0;
+        gemm32t(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);
     } else {
         if (!scratch(0, sizeof(pk32) * (TB / 2) * (size_t)(ncols / 32)) || !scratch(1, sizeof(wk32) * RB * (size_t)(ncols / 32))) return 0;
         gemm32(type, (const uint8_t *)W, rs, r0, r1, ncols, (const uint8_t *)A, as, ntok, y, acc, ys);

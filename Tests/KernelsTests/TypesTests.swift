@@ -507,8 +507,9 @@ final class TypesTests: XCTestCase {
 
     func testMMTaskMatchesVecDot() {
         // (the batched AVX-512 kernels: Q8_0, Q5_0, Q4_0, Q4_1, Q5_1, Q2_K, Q3_K, Q6_K, Q4_K, Q5_K, F16, F32, BF16; token counts across their
-        // 64-token blocks, odd counts, tiles of 4 rows x 4 pairs with remainders; Q8_0 batches of 2-64 take
-        // the small-batch kernel; F16/F32 tiles of 4 rows x 4 tokens)
+        // 64-token blocks, odd counts, tiles of 4 rows x 4 pairs with remainders; Q8_0 batches of 2-47 take
+        // the small-batch kernel; Q8_0, Q5_0, Q4_0 batches of 48 or more tiles of 16 rows x 3 tokens
+        // (64, 65, 130); F16/F32 tiles of 4 rows x 4 tokens)
         checkMMTask(combos: [[12], [14, 6], [12, 14, 13], [8, 10, 11], [6, 7, 2], [3, 8], [1], [30, 0], [8], [14], [2, 6], [13], [3], [7], [3, 7], [0], [1, 0, 8], [11], [10], [10, 11, 14], [30], [30, 1, 8]], seed: 404)
     }
 
