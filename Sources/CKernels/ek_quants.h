@@ -18,6 +18,10 @@ void ek_rows_q4_K_avx512(const void *w, size_t rs, int64_t nrows, int64_t ncols,
 int ek_gemm_supported_avx512(int32_t type);
 int ek_gemm_avx512(int32_t type, const void *W, size_t rs, int64_t r0, int64_t r1, int64_t ncols,
                    const void *A, int64_t as, int64_t ntok, float *y, float *acc, int64_t ys, int64_t rows);
+// Q8_0 rows repacked by ek_repack_q8_0_x16, rows [r0, r1) (multiples of 16) x ntok >= 1 tokens, same
+// contract (0: per-thread buffer not allocated).
+int ek_gemm_q8_x16_avx512(const void *rp, int64_t r0, int64_t r1, int64_t ncols, const void *A, int64_t as,
+                          int64_t ntok, float *y, float *acc, int64_t ys);
 // Batches on AVX2 (quants_avx2.c), same contract: every result equals the type's AVX2 vec_dot;
 // each returns 0 (nothing done) for other types or when its buffer cannot be allocated.
 // Q8_0, Q5_0, Q4_0, Q4_1 and Q5_1:

@@ -148,6 +148,10 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
     const int64_t as = t->a_stride[p];
     float *acc = t->acc[p], *y = t->y[p];
 
+    // AVX-512: Q8_0 repacked in groups of 16 rows, any number of tokens
+    if (t->rp[p] && current_level() == 2 && r0 % 16 == 0 && r1 % 16 == 0 &&
+        ek_gemm_q8_x16_avx512(t->rp[p], r0, r1, ncols, A, as, ntok, y, acc, ys))
+        return;
     // AVX2: Q8_0, Q5_0, Q4_0, Q4_1 and Q5_1 batches in tiles of 4 rows x 2 tokens
     if (ntok > 1 && current_level() == 1 && ek_gemm32_avx2(t->type[p], t->w[p], rs, r0, r1, ncols, A, as, ntok, y, acc, ys))
         return;
@@ -252,6 +256,28 @@ static void mm_part(const ek_mm_task *t, int p, int64_t r0, int64_t r1) {
         }
     }
 }
+
+void ek_repack_q8_0_x16(const void *w, int64_t rows, int64_t ncols, void *out) {
+    const int64_t nb = ncols / EK_QK8_0;
+    const size_t rs = (size_t)nb * EK_Q8_0_BLOCK_BYTES;
+    const uint8_t *W = (const uint8_t *)w;
+    uint8_t *o = (uint8_t *)out;
+    for (int64_t g = 0; g + 16 <= rows; g += 16)
+        for (int64_t b = 0; b < nb; b++, o += 16 * EK_Q8_0_BLOCK_BYTES) {
+            for (int r = 0; r < 16; r++) {
+                const uint8_t *blk = W + (size_t)(g + r) * rs + (size_t)b * EK_Q8_0_BLOCK_BYTES;
+                for (int l = 0; l < 8; l++) {
+                    uint32_t v;
+                    memcpy(&v, blk + 2 + 4 * l, 4);
+                    v ^= 0x80808080u;
+                    memcpy(o + 64 * l + 4 * r, &v, 4);
+                }
+                memcpy(o + 512 + 2 * r, blk, 2);
+            }
+        }
+}
+
+int ek_mm_uses_q8_0_x16(void) { return current_level() == 2; }
 
 int ek_mm_has_batched_kernel(int32_t type) {
     if (current_level() == 1)

@@ -399,6 +399,8 @@ final class Forward {
             t.y = (pick(o, 0, nil), pick(o, 1, nil), pick(o, 2, nil))
         }
         t.rows = (pick(rws, 0, 0), pick(rws, 1, 0), pick(rws, 2, 0))
+        let rps = ms.map { $0.repacked }
+        t.rp = (pick(rps, 0, nil), pick(rps, 1, nil), pick(rps, 2, nil))
         return t
     }
 

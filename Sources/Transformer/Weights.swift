@@ -15,6 +15,9 @@ struct Matrix: @unchecked Sendable {
     let rowBytes: Int
     /// The kernels' description of the stored type (dequantizer, dot product, activation format).
     let traits: UnsafePointer<ek_type_traits>
+    /// Q8_0 rows regrouped by `ek_repack_q8_0_x16` (in the weight arena), which the AVX-512 level
+    /// multiplies instead of `data` (same bits).
+    var repacked: UnsafeRawPointer? = nil
 
     /// ggml type number handed to the C kernels.
     var typeCode: Int32 { Int32(type.rawValue) }
@@ -89,6 +92,20 @@ final class WeightArena: @unchecked Sendable {
         return UnsafeRawPointer(base + off)
     }
 
+    /// A Q8_0 matrix (rows % 16 == 0) regrouped into its place by `ek_repack_q8_0_x16` (the same
+    /// number of bytes), releasing the file's pages as it goes, as `copy`.
+    func repackQ8_0(_ t: GGUFTensorInfo, rows: Int, cols: Int, of file: GGUFFile) -> UnsafeRawPointer? {
+        guard let off = offsets[t.name], let src = file.bytes(of: t).baseAddress, rows % 16 == 0, rows > 0 else { return nil }
+        let groupBytes = 16 * (t.byteCount / rows)
+        let step = max(1, (16 << 20) / groupBytes) * groupBytes
+        for start in stride(from: 0, to: t.byteCount, by: step) {
+            let part = start..<min(t.byteCount, start + step)
+            ek_repack_q8_0_x16(src + start, Int64(part.count / groupBytes * 16), Int64(cols), base + off + start)
+            file.releasePages(of: t, range: part)
+        }
+        return UnsafeRawPointer(base + off)
+    }
+
     /// Bytes of this allocation the kernel backs with huge pages now (Linux: AnonHugePages of
     /// its mapping in /proc/self/smaps; 0 where that cannot be read).
     var hugePageBytes: Int {
@@ -123,6 +140,8 @@ final class TensorLoader {
     private(set) var used: Set<String> = []
     /// Matrices copied into the arena so far.
     private(set) var copies: [String: UnsafeRawPointer] = [:]
+    /// Those of them regrouped for the AVX-512 Q8_0 kernels (`Matrix.repacked`).
+    private var repackedNames: Set<String> = []
 
     init(file: GGUFFile, arena: WeightArena? = nil) {
         self.file = file
@@ -182,14 +201,25 @@ final class TensorLoader {
             throw ModelError.badShape(tensor: name, expected: [cols, rows], actual: t.shape)
         }
         var bytes = try data(t)
+        var repacked: UnsafeRawPointer? = nil
         if let copy = copies[name] {
-            bytes = copy
-        } else if let arena, let copy = arena.copy(t, of: file) {
-            copies[name] = copy
-            bytes = copy
+            if repackedNames.contains(name) { repacked = copy } else { bytes = copy }
+        } else if let arena {
+            // Q8_0 on AVX-512 VNNI: the arena holds the rows regrouped by 16 for every product
+            // (`data` stays the file's layout in the mapping, for the other kernel levels and
+            // the embedding rows); other matrices are copied as they are.
+            if t.type == .q8_0, rows % 16 == 0, ek_mm_uses_q8_0_x16() != 0,
+               let r = arena.repackQ8_0(t, rows: rows, cols: cols, of: file) {
+                copies[name] = r
+                repackedNames.insert(name)
+                repacked = r
+            } else if let copy = arena.copy(t, of: file) {
+                copies[name] = copy
+                bytes = copy
+            }
         }
         return Matrix(name: name, rows: rows, cols: cols, type: t.type, data: bytes,
-                      rowBytes: rowBytes, traits: traits)
+                      rowBytes: rowBytes, traits: traits, repacked: repacked)
     }
 
     /// Q, K, V: separate `attn_q/k/v.weight`, or the fused `attn_qkv.weight`.

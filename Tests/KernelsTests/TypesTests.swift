@@ -523,16 +523,25 @@ final class TypesTests: XCTestCase {
         checkMMTask(combos: [[8], [8, 12], [6, 8, 14], [6], [2], [2, 6], [12], [12, 14], [14], [13], [13, 8], [3], [7], [3, 7, 8], [10], [11], [10, 11, 14]], seed: 405)
     }
 
-    private func checkMMTask(combos: [[Int32]], seed: UInt64) {
+    /// Q8_0 rows regrouped by ek_repack_q8_0_x16 (the AVX-512 level's layout for every batch size,
+    /// decode included: tiles of 16 rows x 1-3 tokens) against vec_dot on the original rows.
+    func testQ8_0RepackedMatchesVecDot() throws {
+        guard ek_mm_uses_q8_0_x16() != 0 else { throw XCTSkip("no AVX-512 VNNI") }
+        checkMMTask(combos: [[8], [8, 8, 8], [8, 2, 8]], seed: 406, repack: true)
+    }
+
+    private func checkMMTask(combos: [[Int32]], seed: UInt64, repack: Bool = false) {
         var g = SplitMix64(seed: seed)
         for types in combos {
             let ncols = types.count == 1 ? 768 : 512
-            for nTok in [1, 2, 3, 4, 5, 6, 7, 8, 9, 23, 32, 33, 64, 65, 130] {
+            for nTok in [1, 2, 3, 4, 5, 6, 7, 8, 9, 23, 32, 33, 47, 48, 64, 65, 130] {
                 if nTok > 9 && !(types.allSatisfy { [8, 6, 2, 14, 12, 13, 3, 7, 1, 0, 10, 11, 30].contains($0) }) { continue }
                 for useAcc in [false, true] {
                     let np = types.count
-                    // (a lone Q4_K: rows a multiple of 8, the repacked case; in mixes: any)
-                    let rows = (0..<np).map { types.count == 1 && types[$0] == 12 ? 8 * Int.random(in: 1...8, using: &g) : Int.random(in: 1...70, using: &g) }
+                    // (a lone Q4_K: rows a multiple of 8, the repacked case; Q8_0 to repack: a multiple of 16; in mixes: any)
+                    let rows = (0..<np).map {
+                        repack && types[$0] == 8 ? 16 * Int.random(in: 1...5, using: &g)
+                            : types.count == 1 && types[$0] == 12 ? 8 * Int.random(in: 1...8, using: &g) : Int.random(in: 1...70, using: &g) }
                     let ws = (0..<np).map { randomRow(types[$0], ncols * rows[$0], &g) }
                     let xs = (0..<nTok).map { _ in randomFloats(ncols, &g) }
                     let acts = (0..<np).map { p in xs.flatMap { activations(types[p], $0) } }
@@ -559,7 +568,7 @@ final class TypesTests: XCTestCase {
                     for nth in [1, 2, 3] {
                         var got = outs
                         runMM(types: types, ncols: ncols, nTok: nTok, yStride: yStride, ws: ws, acts: acts, aStride: aStride,
-                              rows: rows, outs: &got, useAcc: useAcc, nth: nth)
+                              rows: rows, outs: &got, useAcc: useAcc, nth: nth, repack: repack)
                         for p in 0..<np {
                             XCTAssertEqual(got[p].map(\.bitPattern), want[p].map(\.bitPattern),
                                            "types \(types) part \(p) nTok \(nTok) acc \(useAcc) nth \(nth)")
@@ -571,10 +580,18 @@ final class TypesTests: XCTestCase {
     }
 
     private func runMM(types: [Int32], ncols: Int, nTok: Int, yStride: Int, ws: [[UInt8]], acts: [[UInt8]], aStride: [Int],
-                       rows: [Int], outs: inout [[Float]], useAcc: Bool, nth: Int) {
+                       rows: [Int], outs: inout [[Float]], useAcc: Bool, nth: Int, repack: Bool = false) {
         let np = types.count
         // pinned copies so the task can hold raw pointers
         let wp = ws.map { w -> UnsafeMutableRawPointer in let p = UnsafeMutableRawPointer.allocate(byteCount: w.count, alignment: 64); w.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: w.count) }; return p }
+        // Q8_0 parts regrouped by 16 rows (the original rows stay in w, as in a model)
+        let rp: [UnsafeMutableRawPointer?] = (0..<np).map { p in
+            guard repack, types[p] == 8 else { return nil }
+            let q = UnsafeMutableRawPointer.allocate(byteCount: ws[p].count, alignment: 64)
+            ek_repack_q8_0_x16(wp[p], Int64(rows[p]), Int64(ncols), q)
+            return q
+        }
+        defer { rp.forEach { $0?.deallocate() } }
         let ap = acts.map { a -> UnsafeMutableRawPointer in let p = UnsafeMutableRawPointer.allocate(byteCount: a.count, alignment: 64); a.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: a.count) }; return p }
         let op = outs.map { o -> UnsafeMutablePointer<Float> in let p = UnsafeMutablePointer<Float>.allocate(capacity: o.count); p.initialize(from: o, count: o.count); return p }
         defer { wp.forEach { $0.deallocate() }; ap.forEach { $0.deallocate() }; op.forEach { $0.deallocate() } }
@@ -589,6 +606,8 @@ final class TypesTests: XCTestCase {
         let o: [UnsafeMutablePointer<Float>?] = (0..<3).map { $0 < np ? op[$0] : nil }
         if useAcc { t.acc = (o[0], o[1], o[2]); t.y = (nil, nil, nil) } else { t.y = (o[0], o[1], o[2]); t.acc = (nil, nil, nil) }
         t.rows = (Int64(pick(rows, 0, 0)), Int64(pick(rows, 1, 0)), Int64(pick(rows, 2, 0)))
+        let rpc: [UnsafeRawPointer?] = rp.map { $0.map { UnsafeRawPointer($0) } }
+        t.rp = (pick(rpc, 0, nil), pick(rpc, 1, nil), pick(rpc, 2, nil))
         withUnsafeMutablePointer(to: &t) { tp in
             for ith in 0..<nth { ek_mm_task_run(UnsafeMutableRawPointer(tp), Int32(ith), Int32(nth)) }
         }

@@ -148,7 +148,15 @@ typedef struct {
     float *y[3];             // output of part p, token t: y[p][t*y_stride + r]
     float *acc[3];           // optional: if non-NULL, acc[p][t*y_stride + r] += result instead of writing y
     int64_t rows[3];
+    const void *rp[3];       // optional: part p's Q8_0 rows repacked by ek_repack_q8_0_x16 (used on the AVX-512 level)
 } ek_mm_task;
+/// Q8_0 rows (rows % 16 == 0, ncols % 32 == 0) regrouped for the AVX-512 kernels, in the same
+/// number of bytes: per 16 rows and block, 8 x 64 bytes (lane r of vector l = row r's quants
+/// 4l..4l+3, each + 128 as unsigned bytes), then the 16 rows' f16 scales. Every (row, token)
+/// result from it is the table's vec_dot of the original row, bit for bit.
+void ek_repack_q8_0_x16(const void *w, int64_t rows, int64_t ncols, void *out);
+/// 1 if the current kernel level uses ek_mm_task.rp (AVX-512 VNNI).
+int ek_mm_uses_q8_0_x16(void);
 /// ek_task_fn: the rows of all parts form one range split across threads in multiples of 16
 /// rows; each weight row is read once per call and used for all n_tok tokens. Results equal
 /// the table's vec_dot for every (row, token), bit for bit, except for Q4_K (see the end).
