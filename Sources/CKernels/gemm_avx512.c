@@ -242,7 +242,7 @@ typedef struct { int32_t x[8], c[8]; float d; float pad[3]; } at32;  // one toke
 // nr (<= 16) rows from w (row stride rs), all nb blocks; missing rows are zero weights.
 T5 static void unpack32t(int32_t type, const uint8_t *w, size_t rs, int nr, int64_t nb, int bias, wt32 *o) {
     const __m512i ia = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), ib = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-    const __m256i zero = _mm256_set1_epi8((char)bias);
+    const __m256i zero = _mm256_set1_epi8((char)bias);   // a zero weight, biased
     for (int64_t b = 0; b < nb; b++, o++) {
         float d[16] __attribute__((aligned(64)));
         __m512i z[8], t[8], u[8];
@@ -316,8 +316,8 @@ T5 static inline __attribute__((always_inline)) void tile32t(const uint8_t *W, c
                                _mm512_add_ps(_mm512_add_ps(acc[k][1], acc[k][5]), _mm512_add_ps(acc[k][3], acc[k][7])));
 }
 
-// The tokens [t, t + n) of a pack against one 16-row block W (n <= NT32 full tiles, any n in
-// tiles of NT32), stored (or added) for the nr valid rows.
+// The nt tokens of a pack against one block of 16 rows at W, in tiles of NT32 tokens; the results
+// of the nr valid rows stored (or added) at dst. pf: the first tile's prefetch distance.
 T5 static inline __attribute__((always_inline)) void rows16(const uint8_t *W, const int X16, const at32 *P, int64_t nb, int64_t nt,
                                                            size_t pf, int nr, int64_t row, int64_t t0, float *dst, int add, int64_t ys) {
     const __mmask16 m = (__mmask16)((1u << nr) - 1u);

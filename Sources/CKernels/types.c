@@ -277,6 +277,17 @@ void ek_repack_q8_0_x16(const void *w, int64_t rows, int64_t ncols, void *out) {
         }
 }
 
+void ek_row_q8_0_x16(const void *rp, int64_t row, int64_t ncols, float *y) {
+    const int64_t nb = ncols / EK_QK8_0;
+    const uint8_t *g = (const uint8_t *)rp + (size_t)(row / 16) * (size_t)nb * (16 * EK_Q8_0_BLOCK_BYTES);
+    const int r = (int)(row % 16);
+    for (int64_t b = 0; b < nb; b++, g += 16 * EK_Q8_0_BLOCK_BYTES) {
+        const float d = ek_fp16_to_fp32(ek_load_u16(g + 512 + 2 * r));
+        for (int l = 0; l < 8; l++)
+            for (int k = 0; k < 4; k++) y[b * EK_QK8_0 + 4 * l + k] = (float)(int8_t)(g[64 * l + 4 * r + k] ^ 0x80) * d;
+    }
+}
+
 int ek_mm_uses_q8_0_x16(void) { return current_level() == 2; }
 
 int ek_mm_has_batched_kernel(int32_t type) {

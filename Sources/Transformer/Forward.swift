@@ -97,7 +97,9 @@ final class Forward {
         let emb = model.weights.tokenEmbedding
         let toFloat = emb.traits.pointee.to_float!
         for i in 0..<n {
-            toFloat(emb.data + Int(tokens[i]) * emb.rowBytes, s.x + i * d, Int64(d))
+            // (a repacked Q8_0 table: its rows from the copy, leaving the file's pages alone)
+            if let rp = emb.repacked { ek_row_q8_0_x16(rp, Int64(tokens[i]), Int64(d), s.x + i * d) }
+            else { toFloat(emb.data + Int(tokens[i]) * emb.rowBytes, s.x + i * d, Int64(d)) }
             if let scale = c.embeddingScale { ek_scale_f32(s.x + i * d, scale, Int64(d)) }
         }
         // Rotation tables per position, for global and (if any) sliding layers.  cs: [n, 2 ropeDim]

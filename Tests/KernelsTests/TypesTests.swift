@@ -528,6 +528,19 @@ final class TypesTests: XCTestCase {
     func testQ8_0RepackedMatchesVecDot() throws {
         guard ek_mm_uses_q8_0_x16() != 0 else { throw XCTSkip("no AVX-512 VNNI") }
         checkMMTask(combos: [[8], [8, 8, 8], [8, 2, 8]], seed: 406, repack: true)
+        // its rows read back as floats (the embedding lookup) equal the original rows dequantized
+        var g = SplitMix64(seed: 407)
+        let rows = 48, ncols = 96
+        let w = randomRow(8, rows * ncols, &g)
+        var rp = [UInt8](repeating: 0, count: w.count)
+        ek_repack_q8_0_x16(w, Int64(rows), Int64(ncols), &rp)
+        let rb = Int(ek_row_bytes(8, Int64(ncols)))
+        for r in 0..<rows {
+            var got = [Float](repeating: 0, count: ncols), want = got
+            ek_row_q8_0_x16(rp, Int64(r), Int64(ncols), &got)
+            w.withUnsafeBytes { ek_type_traits_of(8)!.pointee.to_float($0.baseAddress! + r * rb, &want, Int64(ncols)) }
+            XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "row \(r)")
+        }
     }
 
     private func checkMMTask(combos: [[Int32]], seed: UInt64, repack: Bool = false) {

@@ -155,6 +155,8 @@ typedef struct {
 /// 4l..4l+3, each + 128 as unsigned bytes), then the 16 rows' f16 scales. Every (row, token)
 /// result from it is the table's vec_dot of the original row, bit for bit.
 void ek_repack_q8_0_x16(const void *w, int64_t rows, int64_t ncols, void *out);
+/// Row `row` of such a repacked matrix as floats, the bits of dequantizing the original row.
+void ek_row_q8_0_x16(const void *rp, int64_t row, int64_t ncols, float *y);
 /// 1 if the current kernel level uses ek_mm_task.rp (AVX-512 VNNI).
 int ek_mm_uses_q8_0_x16(void);
 /// ek_task_fn: the rows of all parts form one range split across threads in multiples of 16
