@@ -1034,26 +1034,40 @@ static int attn_grouped(const ek_attn_task *t) {
 #endif
 }
 
-static int64_t attn_items(const ek_attn_task *t) {
-    return t->n_tok * (attn_grouped(t) ? t->n_head_kv : t->n_head);
+// Grouped tasks with fewer (token, KV head) items than make an even share per thread split
+// each group's heads into `parts` runs of consecutive heads (items (token, KV head, part)): one
+// token of SmolLM2 (3 groups of 3 heads) on 2 threads shares 5:4 heads instead of 6:3, one of
+// Gemma 3 270M (1 group of 4) 2:2 instead of 4:0. Each head computes as in its whole group.
+static int attn_parts(const ek_attn_task *t, int64_t grouped_items, int nth) {
+    if (!attn_grouped(t) || nth <= 1 || grouped_items % nth == 0 || grouped_items >= 4 * nth) return 1;
+    const int64_t group = t->n_head / t->n_head_kv;
+    int64_t a = grouped_items, b = nth;   // parts = nth / gcd(items, nth), at most the group
+    while (b) { const int64_t r = a % b; a = b; b = r; }
+    const int64_t parts = nth / a;
+    return (int)(parts < group ? parts : group);
+}
+
+static int64_t attn_items(const ek_attn_task *t, int parts) {
+    return t->n_tok * (attn_grouped(t) ? t->n_head_kv * parts : t->n_head);
 }
 
 // Work items [i0, i1) of a task, with thread ith's scratch.
-static void attn_run_items(const ek_attn_task *t, int64_t i0, int64_t i1, int ith) {
+static void attn_run_items(const ek_attn_task *t, int parts, int64_t i0, int64_t i1, int ith) {
     const int64_t hd = t->head_dim;
     const int64_t group = t->n_head / t->n_head_kv;
     float *scratch = t->scratch + (int64_t)ith * t->scratch_stride;
 #if EK_X86
-    // the heads of a KV group together (K/V converted once for all of them), same bits per head
+    // the heads of a KV group (or of a part of one) together (K/V converted once for them), same bits per head
     if (attn_grouped(t)) {
         for (int64_t it = i0; it < i1; it++) {
-            const int64_t tok = it / t->n_head_kv, g = it % t->n_head_kv;
+            const int64_t tok = it / (t->n_head_kv * parts), g = it / parts % t->n_head_kv, p = it % parts;
+            const int64_t h0 = g * group + group * p / parts, nh = group * (p + 1) / parts - group * p / parts;
             const int64_t pos = t->pos0 + tok;
             const int64_t first = t->window > 0 && pos + 1 > t->window ? pos + 1 - t->window : 0;
-            attn_group_avx512((int)group, t->q + tok * t->q_stride + g * group * hd, hd,
+            attn_group_avx512((int)nh, t->q + tok * t->q_stride + h0 * hd, hd,
                               t->k + g * t->kv_len * hd + first * hd, t->vt + g * hd * t->kv_len + first, t->kv_len,
                               pos + 1 - first, hd, t->scale, t->softcap, t->mode == EK_ATTN_GGML_TINYBLAS, scratch,
-                              t->out + tok * t->out_stride + g * group * hd, hd);
+                              t->out + tok * t->out_stride + h0 * hd, hd);
         }
         return;
     }
@@ -1072,20 +1086,24 @@ static void attn_run_items(const ek_attn_task *t, int64_t i0, int64_t i1, int it
 
 void ek_attn_task_run(void *ctx, int ith, int nth) {
     const ek_attn_task *t = (const ek_attn_task *)ctx;
-    const int64_t items = attn_items(t);
-    attn_run_items(t, items * ith / nth, items * (ith + 1) / nth, ith);
+    const int parts = attn_parts(t, attn_items(t, 1), nth);
+    const int64_t items = attn_items(t, parts);
+    attn_run_items(t, parts, items * ith / nth, items * (ith + 1) / nth, ith);
 }
 
 void ek_attn_multi_task_run(void *ctx, int ith, int nth) {
     const ek_attn_multi_task *m = (const ek_attn_multi_task *)ctx;
+    int64_t grouped = 0;
+    for (int64_t k = 0; k < m->n_tasks; k++) grouped += attn_items(&m->tasks[k], 1);
     int64_t total = 0;
-    for (int64_t k = 0; k < m->n_tasks; k++) total += attn_items(&m->tasks[k]);
+    for (int64_t k = 0; k < m->n_tasks; k++) total += attn_items(&m->tasks[k], attn_parts(&m->tasks[k], grouped, nth));
     const int64_t g0 = total * ith / nth, g1 = total * (ith + 1) / nth;
     int64_t base = 0;
     for (int64_t k = 0; k < m->n_tasks && base < g1; k++) {
-        const int64_t n = attn_items(&m->tasks[k]);
+        const int parts = attn_parts(&m->tasks[k], grouped, nth);
+        const int64_t n = attn_items(&m->tasks[k], parts);
         const int64_t lo = g0 > base ? g0 - base : 0, hi = g1 - base < n ? g1 - base : n;
-        if (lo < hi) attn_run_items(&m->tasks[k], lo, hi, ith);
+        if (lo < hi) attn_run_items(&m->tasks[k], parts, lo, hi, ith);
         base += n;
     }
 }

@@ -96,10 +96,11 @@ final class OpsPathTests: XCTestCase {
     }
 
     /// The attention task with the heads of a KV group computed together (grouped AVX-512 path)
-    /// against the one-dot-at-a-time rows: same bits (group sizes 1, 3, 4; window; softcap; both modes).
+    /// against the one-dot-at-a-time rows: same bits (group sizes 1, 3, 4; window; softcap; both
+    /// modes; 2 and 3 threads; 1-3 tokens, whose groups are split into parts between the threads).
     func testGroupedAttentionTaskEqualsRowwise() {
-        for (hd, nh, nkv) in [(64, 9, 3), (256, 4, 1), (128, 2, 2)] {
-            let kvLen = 200, nTok = 37, pos0 = 150
+        for (hd, nh, nkv) in [(64, 9, 3), (256, 4, 1), (128, 2, 2)] { for nTok in [37, 1, 3] { for nth: Int32 in [2, 3] {
+            let kvLen = 200, pos0 = 150
             let kf = randomFloats(nkv * kvLen * hd), vf = randomFloats(nkv * kvLen * hd)
             var k = [UInt16](repeating: 0, count: kf.count), vt = [UInt16](repeating: 0, count: vf.count)
             ek_f32_to_f16_row(kf, &k, Int64(kf.count))
@@ -111,7 +112,7 @@ final class OpsPathTests: XCTestCase {
                     for slow: Int32 in [1, 0] {
                         ek_attn_force_rowwise(slow)
                         let group = nh / nkv, stride = group * (3 * kvLen + 256)
-                        var scratch = [Float](repeating: .nan, count: 2 * stride)
+                        var scratch = [Float](repeating: .nan, count: Int(nth) * stride)
                         var out = [Float](repeating: .nan, count: nTok * nh * hd)
                         q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in vt.withUnsafeBufferPointer { vp in
                             scratch.withUnsafeMutableBufferPointer { sp in out.withUnsafeMutableBufferPointer { op in
@@ -122,17 +123,17 @@ final class OpsPathTests: XCTestCase {
                                                      head_dim: Int64(hd), scale: 1 / Float(hd).squareRoot(), mode: mode,
                                                      window: window, softcap: softcap)
                                 withUnsafeMutablePointer(to: &t) { tp in
-                                    for ith: Int32 in 0..<2 { ek_attn_task_run(UnsafeMutableRawPointer(tp), ith, 2) }
+                                    for ith: Int32 in 0..<nth { ek_attn_task_run(UnsafeMutableRawPointer(tp), ith, nth) }
                                 }
                             } }
                         } } }
                         outs.append(out)
                     }
                     ek_attn_force_rowwise(0)
-                    XCTAssertEqual(outs[0].map(\.bitPattern), outs[1].map(\.bitPattern), "hd \(hd) heads \(nh)/\(nkv) mode \(mode) window \(window) softcap \(softcap)")
+                    XCTAssertEqual(outs[0].map(\.bitPattern), outs[1].map(\.bitPattern), "hd \(hd) heads \(nh)/\(nkv) tokens \(nTok) threads \(nth) mode \(mode) window \(window) softcap \(softcap)")
                 }
             }
-        }
+        } } }
     }
 
     func testAttentionRowAllPathsEqualScalarAndNearExactMath() {
