@@ -285,7 +285,8 @@ T5 static void pack32t(const uint8_t *A, int64_t as, int64_t t0, int64_t nt, int
 
 // 16 rows x NT tokens (token k's pack at P + k * nb): out[k] = the 16 rows' results. The rows'
 // blocks at W, one every 576 bytes as wt32, or (X16) every 544 bytes as ek_repack_q8_0_x16 lays
-// them out (f16 scales); pf > 0: prefetch that many bytes ahead of each block.
+// them out (f16 scales). At block b, the cache lines b * pq .. b * pq + pq - 1 of pf below pn
+// are prefetched (pq = 0: none).
 T5 static inline __attribute__((always_inline)) void tile32t(const uint8_t *W, const int X16, const at32 *P, int64_t nb,
                                                             const int NT, const char *pf, int pq, int pn, __m512 out[NT32]) {
     const size_t stride = X16 ? 544 : sizeof(wt32);
