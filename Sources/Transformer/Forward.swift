@@ -20,9 +20,9 @@ enum Buffer {
 /// Each product with a weight matrix goes through `matmul`, the one place that chooses how:
 /// - int8 (the default, every batch size): activations quantized to the format the matrix's
 ///   type takes (Q8_0, Q8_1, Q8_K, F16 … as ggml does) and multiplied with the stored weights
-///   (Q8_0 on AVX-512 VNNI: `Matrix.repacked`, regrouped by 16 rows at load) on the worker pool (`ek_mm_task_run`: tiled AVX-512 VNNI and AVX2 kernels for batches of
-///   every quantized type, tiled AVX-512 float kernels for F16, F32 and BF16, vec_dot
-///   otherwise). Every (row, token) result has the bits of the type's vec_dot whatever the
+///   (Q8_0 on AVX-512 VNNI: `Matrix.repacked`, regrouped by 16 rows at load) on the worker
+///   pool (`ek_mm_task_run`: tiled AVX-512 VNNI and AVX2 kernels for batches of every
+///   quantized type, tiled AVX-512 float kernels for F16, F32 and BF16, vec_dot otherwise). Every (row, token) result has the bits of the type's vec_dot whatever the
 ///   batch, and attention runs row by row with one arithmetic, so a token's logits do not
 ///   depend on how the tokens were batched;
 /// - BLAS (opt-in, `Options.minBatchForBLAS`): matrices without a batched int8 kernel

@@ -207,7 +207,8 @@ final class TensorLoader {
         } else if let arena {
             // Q8_0 on AVX-512 VNNI: the arena holds the rows regrouped by 16 for every product
             // (`data` stays the file's layout in the mapping, for the other kernel levels and
-            // the embedding rows); other matrices are copied as they are.
+            // row splits that are not on 16 rows; embedding rows come from the repacked copy);
+            // other matrices are copied as they are.
             if t.type == .q8_0, rows % 16 == 0, ek_mm_uses_q8_0_x16() != 0,
                let r = arena.repackQ8_0(t, rows: rows, cols: cols, of: file) {
                 copies[name] = r

@@ -164,7 +164,7 @@ int ek_mm_uses_q8_0_x16(void);
 /// the table's vec_dot for every (row, token), bit for bit, except for Q4_K (see the end).
 /// Q8_0 parts with rp on the AVX-512 level: tiles of 16 rows x 1-3 tokens on the repacked rows
 /// for every n_tok (when the part's row range is split on multiples of 16; otherwise w is used).
-/// Decode (n_tok == 1): Q8_0 parts go through ek_matvec_q8_0; on the AVX-512 level Q4_K, Q6_K,
+/// Decode (n_tok == 1): Q8_0 parts without rp go through ek_matvec_q8_0; on the AVX-512 level Q4_K, Q6_K,
 /// Q5_0 and Q4_0 go through 4-row kernels that software-prefetch the 4-row span >= 4 KiB ahead,
 /// a few lines per block step; other types (and n_tok > 1) call vec_dot row by row with the
 /// row stream prefetched >= 4 KiB ahead. Measured on one thread of the shared 2-core VM
